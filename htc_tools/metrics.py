@@ -1,0 +1,132 @@
+"""Metrics for hierarchical multi-label classification, HiAGM-exact.
+
+All functions take multi-hot matrices ``[num_samples, num_labels]`` in taxonomy id order (anything
+``numpy.asarray`` accepts; non-zero = positive). Conventions (the ones every HTC paper's tables use,
+from HiAGM's ``eval.py``, kept by HBGL and HPT):
+
+* per label: P = right / predicted and R = right / gold, each 0 when its denominator is 0;
+  F1 = 2PR / (P + R), 0 when P + R = 0;
+* macro = the mean over ALL labels of the label set: a label absent from the split and never
+  predicted scores 0 (excluding such labels would inflate macro-F1);
+* micro from global counts, 0 on a zero denominator.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .taxonomy import Taxonomy
+
+EVALUATE_MODULE_DIR = Path(__file__).with_name("hierarchical_f1")
+
+
+def _as_bool(matrix: object, name: str) -> np.ndarray:
+    arr = np.asarray(matrix)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D multi-hot matrix [num_samples, num_labels], got shape {arr.shape}")
+    return arr != 0
+
+
+def _check_pair(y_true: object, y_pred: object) -> tuple[np.ndarray, np.ndarray]:
+    gold, pred = _as_bool(y_true, "y_true"), _as_bool(y_pred, "y_pred")
+    if gold.shape != pred.shape:
+        raise ValueError(f"y_true {gold.shape} and y_pred {pred.shape} differ in shape")
+    return gold, pred
+
+
+def _div(num: np.ndarray | float, den: np.ndarray | float) -> np.ndarray:
+    num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
+    return np.divide(num, den, out=np.zeros_like(num), where=den != 0)
+
+
+def _f1(p: np.ndarray, r: np.ndarray) -> np.ndarray:
+    return _div(2 * p * r, p + r)
+
+
+def micro_macro_f1(y_true: object, y_pred: object, columns: np.ndarray | None = None) -> dict[str, float]:
+    """HiAGM micro/macro precision, recall and F1 over ``columns`` (default: all labels)."""
+    gold, pred = _check_pair(y_true, y_pred)
+    if columns is not None:
+        gold, pred = gold[:, columns], pred[:, columns]
+    right = (gold & pred).sum(0)
+    n_pred, n_gold = pred.sum(0), gold.sum(0)
+    precision, recall = _div(right, n_pred), _div(right, n_gold)
+    micro_p, micro_r = _div(right.sum(), n_pred.sum()), _div(right.sum(), n_gold.sum())
+    n = max(gold.shape[1], 1)
+    return {
+        "micro_precision": float(micro_p),
+        "micro_recall": float(micro_r),
+        "micro_f1": float(_f1(micro_p, micro_r)),
+        "macro_precision": float(precision.sum() / n),
+        "macro_recall": float(recall.sum() / n),
+        "macro_f1": float(_f1(precision, recall).sum() / n),
+    }
+
+
+def _closure_matrix(taxonomy: Taxonomy) -> np.ndarray:
+    """``A[i, j]`` is True when ``j`` is ``i`` or an ancestor of ``i``: ``[L, L]``."""
+    closure = np.eye(taxonomy.num_labels, dtype=bool)
+    for i, ancestors in enumerate(taxonomy.ancestors):
+        closure[i, list(ancestors)] = True
+    return closure
+
+
+def ancestor_augment(matrix: object, taxonomy: Taxonomy) -> np.ndarray:
+    """Add every ancestor of each positive label: ``[N, L]`` -> ``[N, L]`` bool."""
+    m = _as_bool(matrix, "matrix")
+    return (m.astype(np.int64) @ _closure_matrix(taxonomy).astype(np.int64)) > 0
+
+
+def hierarchical_prf(y_true: object, y_pred: object, taxonomy: Taxonomy) -> dict[str, float]:
+    """Hierarchical P/R/F1 (Kiritchenko et al.): micro counts over ancestor-augmented label sets."""
+    gold, pred = _check_pair(y_true, y_pred)
+    gold, pred = ancestor_augment(gold, taxonomy), ancestor_augment(pred, taxonomy)
+    right = (gold & pred).sum()
+    p, r = _div(right, pred.sum()), _div(right, gold.sum())
+    return {"hier_precision": float(p), "hier_recall": float(r), "hier_f1": float(_f1(p, r))}
+
+
+def per_level_f1(y_true: object, y_pred: object, taxonomy: Taxonomy) -> dict[str, float]:
+    """Micro and macro F1 restricted to each level's labels: ``level_{k}_micro_f1``, ``level_{k}_macro_f1``."""
+    out: dict[str, float] = {}
+    for level, ids in enumerate(taxonomy.labels_per_level, start=1):
+        scores = micro_macro_f1(y_true, y_pred, columns=np.asarray(ids))
+        out[f"level_{level}_micro_f1"] = scores["micro_f1"]
+        out[f"level_{level}_macro_f1"] = scores["macro_f1"]
+    return out
+
+
+def inconsistency_rate(y_pred: object, taxonomy: Taxonomy) -> float:
+    """Share of predicted labels none of whose parents is predicted.
+
+    Top-level labels (parent = the root) are always consistent. The denominator counts every
+    predicted label; 0 when nothing is predicted.
+    """
+    pred = _as_bool(y_pred, "y_pred")
+    orphans = 0
+    for label, parents in enumerate(taxonomy.parents):
+        if parents:
+            orphans += int((pred[:, label] & ~pred[:, list(parents)].any(1)).sum())
+    return float(_div(orphans, pred.sum()))
+
+
+def hierarchical_metrics(y_true: object, y_pred: object, taxonomy: Taxonomy) -> dict[str, float]:
+    """Everything above in one flat dict (what ``compute_metrics`` of the Trainer reports)."""
+    gold, pred = _check_pair(y_true, y_pred)
+    if gold.shape[1] != taxonomy.num_labels:
+        raise ValueError(f"matrices have {gold.shape[1]} columns but the taxonomy has {taxonomy.num_labels} labels")
+    out = micro_macro_f1(gold, pred)
+    out.update(hierarchical_prf(gold, pred, taxonomy))
+    out.update(per_level_f1(gold, pred, taxonomy))
+    out["inconsistency_rate"] = inconsistency_rate(pred, taxonomy)
+    return out
+
+
+def load_evaluate_metric(**kwargs: object):
+    """The same metrics as a local ``evaluate`` module (no network): ``compute(predictions=...,
+    references=..., label_parents=[[parent ids] per label])``."""
+    import evaluate
+
+    return evaluate.load(str(EVALUATE_MODULE_DIR), **kwargs)

@@ -1,0 +1,419 @@
+"""Label taxonomies: read, validate and query a label hierarchy (tree or DAG).
+
+Three on-disk formats are read (:func:`load_taxonomy` picks by content, or pass ``fmt``):
+
+* ``json``: ``{"Root": [top-level labels], parent: [children], ...}``.
+* ``hiagm``: the HiAGM line format, ``parent<TAB>child<TAB>child...`` with a first line whose head is
+  ``Root`` (any case). Lines without a tab are split on runs of spaces (the DBpedia file).
+* ``pairs``: ``parent<TAB>child`` lines (BGC's ``hierarchy.txt``); a line holding one label declares a
+  top-level label; a label that is never a child is top level.
+
+Label ids follow (level, first appearance in the file), so each level is a contiguous id range.
+
+Levels are 1-based. A label with several parents (a DAG) keeps every edge; its level is
+``1 + max(level of its parents)``: the longest path from the root, so a label always sits strictly
+below each of its parents (what level-wise decoders and per-level losses need).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+ROOT_NAMES = ("root",)
+
+
+class TaxonomyError(ValueError):
+    """A taxonomy file or mapping is invalid; the message names the label and the line."""
+
+
+@dataclass(frozen=True)
+class _Edge:
+    parent: str  # "" for the root
+    child: str
+    line: int  # 1-based line of the definition (0 when the source has no lines)
+
+
+@dataclass(frozen=True)
+class Taxonomy:
+    """An immutable label hierarchy.
+
+    Attributes:
+        labels: label names in id order (level first, then first appearance).
+        parents: per label id, the sorted ids of its parents (empty for top-level labels).
+    """
+
+    labels: tuple[str, ...]
+    parents: tuple[tuple[int, ...], ...]
+    _label2id: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_label2id", {name: i for i, name in enumerate(self.labels)})
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def from_edges(cls, edges: Iterable[tuple[str | None, str]]) -> Taxonomy:
+        """Build from ``(parent, child)`` pairs in reading order; ``parent=None`` marks a top-level label."""
+        return _build([_Edge(p or "", c, 0) for p, c in edges])
+
+    @classmethod
+    def from_dict(cls, mapping: Mapping[str, Sequence[str]]) -> Taxonomy:
+        """Build from ``{"Root": [...], parent: [children]}`` (the JSON format, already parsed)."""
+        edges = []
+        for parent, children in mapping.items():
+            head = "" if parent.lower() in ROOT_NAMES else parent
+            edges.extend(_Edge(head, child, 0) for child in children)
+        return _build(edges)
+
+    @classmethod
+    def from_parents(cls, labels: Sequence[str], parents: Sequence[Sequence[int]]) -> Taxonomy:
+        """Build from label names and per-label parent ids (the form stored in model configs)."""
+        edges = [
+            _Edge(labels[p] if p >= 0 else "", labels[i], 0)
+            for i, ps in enumerate(parents)
+            for p in (ps or [-1])
+        ]
+        return _build(edges)
+
+    # ---------------------------------------------------------------- queries
+    @property
+    def num_labels(self) -> int:
+        return len(self.labels)
+
+    def id(self, label: str) -> int:
+        """The id of ``label``; ``KeyError`` naming it if unknown."""
+        try:
+            return self._label2id[label]
+        except KeyError:
+            raise KeyError(f"label {label!r} is not in the taxonomy") from None
+
+    def __contains__(self, label: object) -> bool:
+        return label in self._label2id
+
+    @cached_property
+    def label2id(self) -> dict[str, int]:
+        return dict(self._label2id)
+
+    @cached_property
+    def levels(self) -> tuple[int, ...]:
+        """1-based level per label id (longest path from the root)."""
+        levels: list[int] = []
+        for ps in self.parents:  # parents always have smaller ids (id order is level-major)
+            levels.append(1 + max((levels[p] for p in ps), default=0))
+        return tuple(levels)
+
+    @property
+    def depth(self) -> int:
+        """Number of levels."""
+        return max(self.levels, default=0)
+
+    @cached_property
+    def children(self) -> tuple[tuple[int, ...], ...]:
+        """Per label id, the sorted ids of its children."""
+        kids: list[list[int]] = [[] for _ in self.labels]
+        for child, ps in enumerate(self.parents):
+            for p in ps:
+                kids[p].append(child)
+        return tuple(tuple(k) for k in kids)
+
+    @cached_property
+    def top_level(self) -> tuple[int, ...]:
+        return tuple(i for i, ps in enumerate(self.parents) if not ps)
+
+    @cached_property
+    def leaves(self) -> tuple[int, ...]:
+        return tuple(i for i, k in enumerate(self.children) if not k)
+
+    @cached_property
+    def ancestors(self) -> tuple[frozenset[int], ...]:
+        """Per label id, every proper ancestor (all parents' ancestors, for a DAG)."""
+        out: list[frozenset[int]] = []
+        for ps in self.parents:
+            acc: set[int] = set(ps)
+            for p in ps:
+                acc |= out[p]
+            out.append(frozenset(acc))
+        return tuple(out)
+
+    @cached_property
+    def labels_per_level(self) -> tuple[tuple[int, ...], ...]:
+        """``labels_per_level[k]`` = the ids at level ``k + 1`` (contiguous, ascending)."""
+        return tuple(
+            tuple(i for i, lv in enumerate(self.levels) if lv == level) for level in range(1, self.depth + 1)
+        )
+
+    @cached_property
+    def sibling_groups(self) -> tuple[tuple[int, ...], ...]:
+        """The children of the root, then of each label that has children, in id order."""
+        groups = [self.top_level] if self.top_level else []
+        groups.extend(k for k in self.children if k)
+        return tuple(groups)
+
+    def ancestor_closure(self, ids: Iterable[int]) -> set[int]:
+        """``ids`` plus all their ancestors."""
+        closed: set[int] = set()
+        for i in ids:
+            closed.add(i)
+            closed |= self.ancestors[i]
+        return closed
+
+    def paths(self, label_id: int) -> list[list[int]]:
+        """Every root-to-label path (several for a multi-parent label), each a list of ids."""
+        if not self.parents[label_id]:
+            return [[label_id]]
+        return [[*path, label_id] for p in self.parents[label_id] for path in self.paths(p)]
+
+    def to_dict(self) -> dict[str, list[str]]:
+        """The JSON form ``{"Root": [...], parent: [children]}`` (round-trips through :meth:`from_dict`)."""
+        out = {"Root": [self.labels[i] for i in self.top_level]}
+        for i, kids in enumerate(self.children):
+            if kids:
+                out[self.labels[i]] = [self.labels[k] for k in kids]
+        return out
+
+    def summary(self) -> dict[str, object]:
+        """Counts that describe the hierarchy (used by model cards and logs)."""
+        return {
+            "num_labels": self.num_labels,
+            "depth": self.depth,
+            "labels_per_level": [len(x) for x in self.labels_per_level],
+            "num_leaves": len(self.leaves),
+            "multi_parent_labels": [self.labels[i] for i, ps in enumerate(self.parents) if len(ps) > 1],
+        }
+
+
+# -------------------------------------------------------------------- validation + id order
+def _build(edges: list[_Edge]) -> Taxonomy:
+    """Validate edges (self-parents, duplicates, unknown parents, cycles) and assign ids."""
+    if not edges:
+        raise TaxonomyError("the taxonomy is empty: no labels were found")
+    order: dict[str, int] = {}  # first appearance, as parent or child
+    parents_of: dict[str, dict[str, int]] = {}  # child -> {parent: line}
+    is_child: set[str] = set()
+    for e in edges:
+        where = f" (line {e.line})" if e.line else ""
+        if not e.child or not e.child.strip():
+            raise TaxonomyError(f"empty label name under {e.parent or 'Root'!r}{where}")
+        if e.child.lower() in ROOT_NAMES:
+            raise TaxonomyError(f"label {e.child!r}{where} uses the reserved root name")
+        if e.parent == e.child:
+            raise TaxonomyError(f"label {e.child!r} is its own parent{where}")
+        for name in (e.parent, e.child):
+            if name:
+                order.setdefault(name, len(order))
+        seen = parents_of.setdefault(e.child, {})
+        if e.parent in seen:
+            first = f" (first at line {seen[e.parent]})" if seen[e.parent] else ""
+            raise TaxonomyError(
+                f"label {e.child!r} is listed twice under {e.parent or 'Root'!r}{where}{first}"
+            )
+        seen[e.parent] = e.line
+        is_child.add(e.child)
+    # A parent that is never a child and never declared top level is an unknown parent, except in
+    # formats where top-level labels are implicit (pairs): callers mark those with parent "".
+    unknown = [
+        (name, line)
+        for child, ps in parents_of.items()
+        for name, line in ps.items()
+        if name and name not in parents_of
+    ]
+    if unknown:
+        name, line = unknown[0]
+        where = f" at line {line}" if line else ""
+        raise TaxonomyError(f"unknown parent {name!r}{where}: it is never defined as a label")
+    # A label listed under the root and under a real parent keeps only the real parent edges.
+    for ps in parents_of.values():
+        if "" in ps and len(ps) > 1:
+            del ps[""]
+    levels = _levels_or_cycle(parents_of)
+    names = sorted(order, key=lambda n: (levels[n], order[n]))
+    label2id = {n: i for i, n in enumerate(names)}
+    parents = tuple(tuple(sorted(label2id[p] for p in parents_of[n] if p)) for n in names)
+    return Taxonomy(labels=tuple(names), parents=parents)
+
+
+def _levels_or_cycle(parents_of: dict[str, dict[str, int]]) -> dict[str, int]:
+    """Longest-path levels; raises naming a label and line of a cycle if there is one."""
+    levels: dict[str, int] = {}
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    for start in parents_of:
+        if state.get(start) == 2:
+            continue
+        stack: list[tuple[str, Iterable[str]]] = [(start, iter(parents_of[start]))]
+        state[start] = 1
+        while stack:
+            node, it = stack[-1]
+            nxt = next((p for p in it if p), None)
+            if nxt is None:
+                stack.pop()
+                state[node] = 2
+                levels[node] = 1 + max((levels[p] for p in parents_of[node] if p), default=0)
+                continue
+            if state.get(nxt) == 1:
+                cycle = [n for n, _ in stack[[n for n, _ in stack].index(nxt) :]] + [nxt]
+                line = parents_of[node][nxt]
+                where = f" (line {line})" if line else ""
+                raise TaxonomyError(
+                    f"cycle through label {nxt!r}{where}: " + " -> ".join(reversed(cycle))
+                )
+            if state.get(nxt) != 2:
+                state[nxt] = 1
+                stack.append((nxt, iter(parents_of[nxt])))
+    return levels
+
+
+# -------------------------------------------------------------------- readers
+def load_taxonomy(path: str | Path, fmt: str | None = None) -> Taxonomy:
+    """Read a taxonomy file; ``fmt`` is ``"json"``, ``"hiagm"`` or ``"pairs"`` (default: detected).
+
+    Raises:
+        TaxonomyError: naming the label and line of the first problem found.
+    """
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    if not text.strip():
+        raise TaxonomyError(f"{path}: the taxonomy file is empty")
+    fmt = fmt or _detect_format(text)
+    try:
+        if fmt == "json":
+            return _read_json(text)
+        if fmt == "hiagm":
+            return _read_hiagm(text)
+        if fmt == "pairs":
+            return _read_pairs(text)
+    except TaxonomyError as err:
+        raise TaxonomyError(f"{path}: {err}") from None
+    raise ValueError(f"unknown taxonomy format {fmt!r}; expected 'json', 'hiagm' or 'pairs'")
+
+
+def _detect_format(text: str) -> str:
+    stripped = text.lstrip()
+    if stripped.startswith("{"):
+        return "json"
+    first = _split_line(stripped.splitlines()[0])
+    return "hiagm" if first and first[0].lower() in ROOT_NAMES else "pairs"
+
+
+def _split_line(line: str) -> list[str]:
+    """Tab-separated fields (names may hold spaces); a line without a tab splits on spaces."""
+    line = line.rstrip("\r\n")
+    parts = line.split("\t") if "\t" in line else line.split(" ")
+    return [p.strip() for p in parts if p.strip()] if parts else []
+
+
+def _read_json(text: str) -> Taxonomy:
+    def no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for key, value in pairs:
+            if key in out and out[key] != value:
+                raise TaxonomyError(
+                    f"label {key!r} is defined twice with different children (line {_json_key_line(text, key, 2)})"
+                )
+            out[key] = value
+        return out
+
+    try:
+        mapping = json.loads(text, object_pairs_hook=no_duplicate_keys)
+    except json.JSONDecodeError as err:
+        raise TaxonomyError(f"malformed JSON at line {err.lineno}: {err.msg}") from None
+    if not isinstance(mapping, dict) or not mapping:
+        raise TaxonomyError("the taxonomy JSON must be a non-empty object {parent: [children]}")
+    if not any(k.lower() in ROOT_NAMES for k in mapping):
+        raise TaxonomyError('the taxonomy JSON has no "Root" entry listing the top-level labels')
+    edges = []
+    for parent, children in mapping.items():
+        line = _json_key_line(text, parent, 1)
+        if not isinstance(children, list) or not all(isinstance(c, str) for c in children):
+            raise TaxonomyError(f"label {parent!r} (line {line}): children must be a list of strings")
+        head = "" if parent.lower() in ROOT_NAMES else parent
+        edges.extend(_Edge(head, c, line) for c in children)
+    return _build(edges)
+
+
+def _json_key_line(text: str, key: str, occurrence: int) -> int:
+    pattern = re.compile(re.escape(json.dumps(key)) + r"\s*:")
+    matches = list(pattern.finditer(text))
+    if not matches:
+        return 0
+    m = matches[min(occurrence, len(matches)) - 1]
+    return text.count("\n", 0, m.start()) + 1
+
+
+def _read_hiagm(text: str) -> Taxonomy:
+    lines = text.splitlines()
+    rows: list[tuple[int, list[str]]] = []
+    for lineno, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        fields = _split_line(raw)
+        if len(fields) < 2:
+            raise TaxonomyError(f"malformed line {lineno}: {raw.strip()!r} has a parent but no children")
+        rows.append((lineno, fields))
+    heads: dict[str, tuple[int, list[str]]] = {}
+    for lineno, fields in rows:
+        head, children = fields[0], fields[1:]
+        if head in heads:
+            first_line, first_children = heads[head]
+            if first_children != children:
+                raise TaxonomyError(
+                    f"label {head!r} is defined twice with different children (lines {first_line} and {lineno})"
+                )
+        heads[head] = (lineno, children)
+    _check_glued_lines(rows, heads)
+    edges = []
+    for lineno, fields in rows:
+        head = "" if fields[0].lower() in ROOT_NAMES else fields[0]
+        if fields[0] in heads and heads[fields[0]][0] != lineno:
+            continue  # an identical repeated definition
+        edges.extend(_Edge(head, child, lineno) for child in fields[1:])
+    return _build(edges)
+
+
+def _check_glued_lines(rows: list[tuple[int, list[str]]], heads: dict[str, tuple[int, list[str]]]) -> None:
+    """Reject a lost line break: ``... lastChildNextParent c1 c2 ...`` where ``c1 c2 ...`` are the
+    children of ``NextParent`` defined on another line (DBpedia's line 11)."""
+    for lineno, fields in rows:
+        children = fields[1:]
+        for pos, name in enumerate(children):
+            for other, (other_line, other_children) in heads.items():
+                if (
+                    other_line != lineno
+                    and name != other
+                    and name.endswith(other)
+                    and children[pos + 1 : pos + 1 + len(other_children)] == other_children
+                ):
+                    raise TaxonomyError(
+                        f"malformed line {lineno}: label {name!r} looks like two names glued together "
+                        f"({name[: -len(other)]!r} + {other!r}); the names after it repeat the children of "
+                        f"{other!r} from line {other_line} (a lost line break?)"
+                    )
+
+
+def _read_pairs(text: str) -> Taxonomy:
+    edges = []
+    children: set[str] = set()
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        fields = raw.rstrip("\r\n").split("\t")
+        fields = [f.strip() for f in fields]
+        if len(fields) == 1 or (len(fields) == 2 and not fields[1]):
+            edges.append(_Edge("", fields[0], lineno))
+        elif len(fields) == 2 and fields[0]:
+            edges.append(_Edge(fields[0], fields[1], lineno))
+            children.add(fields[1])
+        else:
+            raise TaxonomyError(
+                f"malformed line {lineno}: {raw.strip()!r}; expected 'parent<TAB>child' or a lone label"
+            )
+    # Parents that never appear as a child are top level (declared or not).
+    declared = {e.child for e in edges if not e.parent}
+    for e in list(edges):
+        if e.parent and e.parent not in children and e.parent not in declared:
+            declared.add(e.parent)
+            edges.append(_Edge("", e.parent, e.line))
+    return _build(edges)

@@ -1,0 +1,113 @@
+"""Shared fixtures: tiny BERT configs and models, a tokenizer from a vocab written here, small datasets,
+and network blocking (no test may download anything)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED_TAXONOMIES = SHARED / "taxonomies"
+
+WORDS = (
+    "the a of and to in is for on with about news sports ball game team score goal match play "
+    "science physics atom lab energy chemistry molecule biology cell gene art music song band "
+    "paint film movie actor politics vote election law court economy market stock bank trade"
+).split()
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+# A small hierarchy with a multi-parent label ("biochem" under "chemistry" and "biology").
+TOY_TAXONOMY = {
+    "Root": ["sports", "science", "arts"],
+    "sports": ["ball", "track"],
+    "science": ["chemistry", "biology"],
+    "arts": ["music"],
+    "chemistry": ["biochem"],
+    "biology": ["biochem", "genes"],
+}
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail any attempt to open a non-local socket connection."""
+    real_connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address: object) -> object:
+        host = address[0] if isinstance(address, tuple) else address
+        local = isinstance(host, str) and (host.startswith("127.") or host in ("localhost", "::1"))
+        if local or self.family == socket.AF_UNIX:
+            return real_connect(self, address)
+        raise OSError(f"network access is blocked in tests (tried {address!r})")
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def vocab_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("vocab") / "vocab.txt"
+    path.write_text("\n".join(SPECIAL + WORDS) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tokenizer(vocab_file: Path):
+    from transformers import BertTokenizer
+
+    return BertTokenizer(vocab=str(vocab_file), do_lower_case=True)
+
+
+@pytest.fixture
+def tiny_bert_config(vocab_file: Path):
+    from transformers import BertConfig
+
+    vocab_size = len(vocab_file.read_text().split())
+    return copy.deepcopy(BertConfig(
+        vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=64, type_vocab_size=2,
+    ))
+
+
+@pytest.fixture
+def toy_taxonomy():
+    from htc_tools.taxonomy import Taxonomy
+
+    return Taxonomy.from_dict(TOY_TAXONOMY)
+
+
+@pytest.fixture
+def toy_records() -> list[dict]:
+    """Keyword-driven records over TOY_TAXONOMY (labels leaf-only; the loader closes them)."""
+    rows = [
+        ("the team won the ball game", ["ball"]),
+        ("a goal in the match", ["ball"]),
+        ("the track score", ["track"]),
+        ("the molecule and the gene", ["biochem"]),
+        ("a gene in the cell", ["genes"]),
+        ("energy of the atom in the lab", ["chemistry"]),
+        ("the band and the song", ["music"]),
+        ("the film about the actor", ["arts"]),
+    ]
+    return [{"text": t, "labels": ls} for t, ls in rows]
+
+
+@pytest.fixture
+def toy_dataset_dir(tmp_path: Path, toy_records: list[dict]) -> Path:
+    (tmp_path / "taxonomy.json").write_text(json.dumps(TOY_TAXONOMY))
+    for split in ("train", "dev", "test"):
+        with open(tmp_path / f"{split}.jsonl", "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in toy_records)
+    return tmp_path
+
+
+def shared_taxonomy(name: str) -> Path:
+    """A file of ../shared/taxonomies; the test is skipped where that folder is absent."""
+    path = SHARED_TAXONOMIES / name
+    if not path.exists():
+        pytest.skip(f"{path} is not present")
+    return path
