@@ -13,7 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
-from run_hierarchical_classification import DEFAULT_DATA, main as run
+from run_hierarchical_classification import DEFAULT_DATA
+from run_hierarchical_classification import main as run
 from transformers import pipeline
 
 from htc_tools.data import find_taxonomy_file

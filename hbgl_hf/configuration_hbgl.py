@@ -1,0 +1,89 @@
+"""HBGLConfig: a BERT config plus the label hierarchy and HBGL's switches.
+
+Defaults follow the paper (Jiang et al., 2022); each ``*`` switch can select the authors' code behaviour
+(see reference-notes §1 and the table "Paper versus code"):
+
+=====================  =======================================  ==========================================
+field                  paper (default)                          authors' code
+=====================  =======================================  ==========================================
+label_init             "mean" of the name's word pieces (§4.1)  "sum"
+cpt_self_attention     True: Eq. 2 allows i = j                 False
+cpt_segment_id         1 (Eq. 1)                                0
+cpt_target_mode        "intended": masked sibling leaves are    "hbgl_shifted": the off-by-one lookup
+                       each other's targets (Eq. 4)
+cpt_mask_ratio_*       grows 0.15 -> 0.45 (Alg. 1)              max = min = 0.15 (WOS, NYT)
+loss_columns           "level": level h's labels (Eq. 8)        "all": every label at every level
+empty_level_input      "sep": e_[SEP] (Eq. 11)                  "zero": a zero vector
+target_mask_prob       0.5 (s2s-ft default, not in the paper)   0.5
+decode_threshold       0.5 (Eq. 11-12)                          0.5
+=====================  =======================================  ==========================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import field
+
+from transformers import BertConfig
+
+
+class HBGLConfig(BertConfig):
+    """``vocab_size`` includes the ``num_labels`` label rows appended at ``label_token_offset``.
+
+    Args (beyond :class:`~transformers.BertConfig`):
+        id2label: label names in taxonomy id order (level-major).
+        label_parents: per label id, its parent ids (empty for top-level labels; several for a DAG).
+        label_token_offset: id of the first label row in the word-embedding table (the base vocab size).
+        sep_token_id, mask_token_id, cls_token_id: the encoder vocabulary's special tokens.
+        hierarchy_consistent: decode a label only when one of its parents was selected.
+    """
+
+    model_type = "hbgl"
+
+    label_parents: list = field(default_factory=list)
+    label_token_offset: int = 0
+    cls_token_id: int = 101
+    sep_token_id: int = 102
+    mask_token_id: int = 103
+    label_init: str = "mean"
+    cpt_self_attention: bool = True
+    cpt_segment_id: int = 1
+    cpt_target_mode: str = "intended"
+    cpt_mask_ratio_min: float = 0.15
+    cpt_mask_ratio_max: float = 0.45
+    loss_columns: str = "level"
+    empty_level_input: str = "sep"
+    target_mask_prob: float = 0.5
+    decode_threshold: float = 0.5
+    hierarchy_consistent: bool = False
+
+    def __post_init__(self, **kwargs: object) -> None:
+        super().__post_init__(**kwargs)
+        choices = {"label_init": ("mean", "sum"), "cpt_target_mode": ("intended", "hbgl_shifted"),
+                   "loss_columns": ("level", "all"), "empty_level_input": ("sep", "zero")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"HBGLConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.label_parents and len(self.label_parents) != len(self.id2label):
+            raise ValueError(f"label_parents has {len(self.label_parents)} entries but id2label has "
+                             f"{len(self.id2label)} labels")
+
+    # ------------------------------------------------------------- hierarchy bookkeeping
+    @property
+    def label_levels(self) -> list[int]:
+        """1-based level per label: one below its deepest parent (ids are level-major)."""
+        levels: list[int] = []
+        for i, parents in enumerate(self.label_parents):
+            if any(p >= i for p in parents):
+                raise ValueError(f"label {i} ({self.id2label[i]!r}) has a parent with an id >= its own; "
+                                 "ids must be level-major (parents first)")
+            levels.append(1 + max((levels[p] for p in parents), default=0))
+        return levels
+
+    @property
+    def depth(self) -> int:
+        return max(self.label_levels, default=0)
+
+    @property
+    def num_level_slots(self) -> int:
+        """Label slots in the local sequence: one per level plus the stop slot (reference H11)."""
+        return self.depth + 1

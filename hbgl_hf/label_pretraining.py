@@ -1,0 +1,116 @@
+"""Global hierarchy-aware label embeddings (HBGL paper §4.1, Alg. 1, Eq. 1-4).
+
+Input: ``[CLS] e(label_0) ... e(label_{L-1}) [SEP]`` with position id = the label's level ([CLS] 0,
+[SEP] depth + 1) and segment ``cpt_segment_id``, under the label-graph mask (Eq. 2). Each label slot is
+replaced by ``[MASK]`` with probability r, growing linearly from ``cpt_mask_ratio_min`` to
+``cpt_mask_ratio_max`` over the stage. A masked slot is scored against every label with the model's
+head transform and the label rows (tied, no bias: the authors' scoring, reference H4); the loss is BCE
+where a masked leaf's targets are itself and the other masked leaves under the same parent (Eq. 3-4).
+
+Only the label rows learn: the encoder's parameters are frozen (``requires_grad=False``) so backward
+computes no weight gradients for them, only the activations' path back to the label inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .masks import label_graph_mask, to_backend_mask
+
+
+def sibling_group_keys(label_parents: Sequence[Sequence[int]], mode: str = "intended") -> list[object]:
+    """Per label, the key that groups masked leaves into shared targets (``None``: own target only).
+
+    ``"intended"`` (Eq. 4): a leaf's key is its parent set, non-leaves get ``None``.
+    ``"hbgl_shifted"``: the authors' off-by-one lookup (reference §1.4 [BUG]): label ``i`` is tested and
+    grouped by label ``i - 1``'s leafness and parents; label 0 counts as a non-leaf. (The authors' label
+    order is sorted names; here it is the config's id order.)
+    """
+    has_child = [False] * len(label_parents)
+    for parents in label_parents:
+        for p in parents:
+            has_child[p] = True
+
+    def key(i: int) -> object:
+        return None if has_child[i] else tuple(sorted(label_parents[i]))
+
+    if mode == "intended":
+        return [key(i) for i in range(len(label_parents))]
+    if mode == "hbgl_shifted":
+        return [None] + [key(i - 1) for i in range(1, len(label_parents))]
+    raise ValueError(f"cpt_target_mode must be 'intended' or 'hbgl_shifted', got {mode!r}")
+
+
+def masked_label_targets(masked: torch.Tensor, group_keys: Sequence[object]) -> torch.Tensor:
+    """``[B, L]`` bool of masked slots -> ``[B, L, L]`` targets: row ``i`` (a masked label) is one-hot on
+    ``i`` plus every masked label sharing its non-``None`` group key (Eq. 4)."""
+    num_labels = masked.shape[1]
+    codes = {}
+    group = torch.tensor([-1 if k is None else codes.setdefault(k, len(codes)) for k in group_keys],
+                         device=masked.device)
+    same = (group[:, None] == group[None, :]) & (group[:, None] >= 0)  # [L, L]
+    eye = torch.eye(num_labels, dtype=torch.bool, device=masked.device)
+    targets = (same[None] & masked[:, None, :]) | eye[None]
+    return targets & masked[:, :, None]
+
+
+class LabelGraphPretrainer(nn.Module):
+    """Trains a copy of the label rows of an HBGL model with the encoder frozen.
+
+    ``forward(progress)`` takes ``[B]`` floats in [0, 1] (the stage's progress, which sets the masking
+    ratio) and returns ``{"loss": ...}``, so it runs under the Trainer (a dataset of progress values) and
+    DDP: the freeze happens here, before any wrapping, and the only trainable parameter takes part in
+    every step. :meth:`commit` writes the rows back into the model's embedding table.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        for p in model.parameters():
+            p.requires_grad_(False)
+        config = model.config
+        rows = model.bert.embeddings.word_embeddings.weight[model.label_columns]
+        self.label_embeddings = nn.Parameter(rows.detach().clone())
+        self.register_buffer("graph_mask", label_graph_mask(config.label_parents, config.cpt_self_attention),
+                             persistent=False)
+        levels = model.label_levels
+        positions = torch.cat([levels.new_zeros(1), levels, levels.new_full((1,), config.depth + 1)])
+        self.register_buffer("positions", positions, persistent=False)
+        self.group_keys = sibling_group_keys(config.label_parents, config.cpt_target_mode)
+
+    def mask_ratio(self, progress: torch.Tensor) -> torch.Tensor:
+        c = self.model.config
+        return c.cpt_mask_ratio_min + (c.cpt_mask_ratio_max - c.cpt_mask_ratio_min) * progress.clamp(0, 1)
+
+    def forward(self, progress: torch.Tensor) -> dict[str, torch.Tensor]:
+        model, config = self.model, self.model.config
+        b, num_labels = progress.shape[0], config.num_labels
+        device = self.label_embeddings.device
+        ratio = self.mask_ratio(progress.to(device).float())
+        masked = torch.rand(b, num_labels, device=device) < ratio[:, None]
+        none = ~masked.any(-1)  # every sequence predicts at least one label
+        if none.any():
+            masked[none, torch.randint(num_labels, (int(none.sum()),), device=device)] = True
+        cls_row, sep_row, mask_row = model._word_rows([config.cls_token_id, config.sep_token_id, config.mask_token_id])
+        labels_in = torch.where(masked[..., None], mask_row, self.label_embeddings[None])
+        embeds = torch.cat([cls_row.expand(b, 1, -1), labels_in, sep_row.expand(b, 1, -1)], dim=1)
+        types = torch.full((b, num_labels + 2), config.cpt_segment_id, dtype=torch.long, device=device)
+        types[:, 0] = types[:, -1] = 0
+        backend = to_backend_mask(self.graph_mask.expand(b, -1, -1), config._attn_implementation, embeds.dtype)
+        hidden = model.bert(inputs_embeds=embeds, position_ids=self.positions.expand(b, -1), token_type_ids=types,
+                            attention_mask=backend).last_hidden_state[:, 1:-1]  # [B, L, H]
+        scores = model.cls.transform(hidden[masked]) @ self.label_embeddings.T  # [M, L]
+        targets = masked_label_targets(masked, self.group_keys)[masked].to(scores.dtype)
+        return {"loss": F.binary_cross_entropy_with_logits(scores, targets)}
+
+    @torch.no_grad()
+    def commit(self) -> None:
+        """Copy the trained rows into the model and unfreeze it."""
+        weight = self.model.bert.embeddings.word_embeddings.weight
+        weight[self.model.label_columns] = self.label_embeddings.to(weight.dtype)
+        for p in self.model.parameters():
+            p.requires_grad_(True)

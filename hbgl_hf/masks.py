@@ -1,0 +1,85 @@
+"""Attention masks of HBGL, built as boolean "may attend" matrices (True = attend).
+
+* :func:`label_graph_mask`: the global stage's label-graph mask (paper Eq. 2).
+* :func:`local_hierarchy_mask`: the local stage's seq2seq mask over ``[text | gold slots | mask slots]``
+  (paper §4.2, Fig. 1; UniLM pseudo-masking as in the authors' code).
+* :func:`decoding_mask`: the same rule for ``[text | fed slots | one mask slot]`` at inference (Eq. 10).
+* :func:`to_backend_mask`: the one place where a boolean mask becomes what the attention backend expects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+def label_graph_mask(label_parents: Sequence[Sequence[int]], self_attention: bool = True) -> torch.Tensor:
+    """``[L + 2, L + 2]`` mask over ``[CLS] label_0 ... label_{L-1} [SEP]`` (Eq. 2).
+
+    Label ``i`` sits at position ``i + 1``; ``[CLS]`` stands for the root. ``A[i, j]`` is True when ``j`` is
+    a parent or a child of ``i`` (both directions, as the authors' code with BCE), or ``i = j`` when
+    ``self_attention`` (paper: allowed; code: not). ``[SEP]`` takes no part in the graph: its row sees only
+    itself so that no row is empty.
+    """
+    n = len(label_parents)
+    mask = torch.zeros(n + 2, n + 2, dtype=torch.bool)
+    for child, parents in enumerate(label_parents):
+        for parent in parents or [-1]:  # -1 -> [CLS] (the root) at position 0
+            mask[parent + 1, child + 1] = True
+            mask[child + 1, parent + 1] = True
+    if self_attention:
+        mask.fill_diagonal_(True)
+    mask[n + 1, n + 1] = True
+    mask[0, 0] = mask[0, 0] or not mask[0].any()
+    return mask
+
+
+def local_hierarchy_mask(text_mask: torch.Tensor, slot_mask: torch.Tensor) -> torch.Tensor:
+    """``[B, S + 2T, S + 2T]`` seq2seq mask over ``[text (S) | gold slots (T) | mask slots (T)]``.
+
+    Args:
+        text_mask: ``[B, S]`` True on real text tokens.
+        slot_mask: ``[B, T]`` True on the label slots in use (levels of the path plus the stop slot).
+
+    Rules: text sees real text only; gold slot ``j`` sees text and gold slots ``<= j``; mask slot ``j``
+    sees text, gold slots ``< j`` and itself. Unused slots are never keys; each unused query row still
+    sees the text, so no row is empty.
+    """
+    b, s = text_mask.shape
+    t = slot_mask.shape[1]
+    text_keys = text_mask[:, None, :].expand(b, s + 2 * t, s)
+    causal = torch.ones(t, t, dtype=torch.bool).tril()
+    gold_keys = torch.zeros(b, s + 2 * t, t, dtype=torch.bool)
+    gold_keys[:, s : s + t] = causal  # gold j -> gold <= j
+    gold_keys[:, s + t :] = causal.tril(-1)  # mask j -> gold < j
+    gold_keys &= slot_mask[:, None, :]
+    mask_keys = torch.zeros(b, s + 2 * t, t, dtype=torch.bool)
+    mask_keys[:, s + t :] = torch.eye(t, dtype=torch.bool)  # mask j -> itself
+    return torch.cat([text_keys, gold_keys, mask_keys], dim=2)
+
+
+def decoding_mask(text_mask: torch.Tensor, num_fed: int) -> torch.Tensor:
+    """``[B, S + k + 1, S + k + 1]`` mask over ``[text | k fed level slots | one mask slot]`` (Eq. 10):
+    text sees text; fed slot ``j`` sees text and fed slots ``<= j``; the mask slot sees text, every fed
+    slot and itself. It is the training mask restricted to the slots present at that step."""
+    b, s = text_mask.shape
+    t = num_fed + 1
+    text_keys = text_mask[:, None, :].expand(b, s + t, s)
+    slot_keys = torch.zeros(b, s + t, t, dtype=torch.bool)
+    slot_keys[:, s:] = torch.ones(t, t, dtype=torch.bool).tril()
+    return torch.cat([text_keys, slot_keys], dim=2)
+
+
+def to_backend_mask(mask: torch.Tensor, attn_implementation: str | None, dtype: torch.dtype) -> torch.Tensor:
+    """Boolean ``[B, Q, K]`` (or ``[Q, K]``) -> ``[B, 1, Q, K]`` for BertModel: bool for sdpa, additive
+    float (0 / ``finfo(dtype).min``, in the hidden-state dtype) for eager. A bool mask under eager
+    attention would be silently wrong (hf-notes §4.4)."""
+    if mask.dim() == 2:
+        mask = mask[None]
+    mask = mask[:, None]
+    if attn_implementation in (None, "sdpa"):
+        return mask
+    if attn_implementation == "eager":
+        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
+    raise ValueError(f"HBGL needs 'eager' or 'sdpa' attention for its custom masks, got {attn_implementation!r}")

@@ -1,0 +1,333 @@
+"""HBGLForHierarchicalClassification: BERT models the global and the local label hierarchy.
+
+Layout of the local sequence (paper §4.2, Eq. 5-9): ``[CLS] text [SEP] | gold slot per level + stop slot |
+[MASK] slot per level + stop slot``. Gold slot ``j`` holds the sum of level ``j``'s gold label embeddings
+(detached, as in the authors' code), the stop slot holds ``[SEP]``. Label slots continue the positions
+after the real text length and use segment 1. Scores: ``transform(h) . e_label + b`` with the decoder tied
+to the word-embedding table whose last ``num_labels`` rows are the label embeddings.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import BertConfig, BertModel, BertPreTrainedModel, DynamicCache
+from transformers.models.bert.modeling_bert import BertPredictionHeadTransform
+from transformers.utils import ModelOutput
+
+from .configuration_hbgl import HBGLConfig
+from .label_pretraining import LabelGraphPretrainer
+from .masks import decoding_mask, local_hierarchy_mask, to_backend_mask
+
+logger = logging.getLogger(__name__)
+BertConfigKeys = frozenset(BertConfig().to_dict()) - {"architectures", "id2label", "label2id", "model_type",
+                                                     "transformers_version", "vocab_size"}
+
+
+@dataclass
+class HBGLOutput(ModelOutput):
+    """``loss`` (training), ``logits`` ``[B, L]``: each label's score at its own level."""
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+
+
+@dataclass
+class HBGLDecodeOutput(ModelOutput):
+    """``probabilities`` ``[B, L]`` (0 for levels after a path stopped), ``selected`` ``[B, L]`` bool,
+    ``logits`` ``[B, L]`` (``-1e4`` after a path stopped)."""
+
+    probabilities: torch.Tensor | None = None
+    selected: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+
+
+class HBGLLabelHead(nn.Module):
+    """MLM transform + decoder tied to the word embeddings + bias, evaluated on chosen columns only."""
+
+    def __init__(self, config: HBGLConfig) -> None:
+        super().__init__()
+        self.transform = BertPredictionHeadTransform(config)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def forward(self, hidden: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        """``[..., H]`` -> ``[..., len(columns)]`` scores for the vocabulary rows ``columns``."""
+        return F.linear(self.transform(hidden), self.decoder.weight[columns], self.bias[columns])
+
+
+class HBGLForHierarchicalClassification(BertPreTrainedModel):
+    config_class = HBGLConfig
+    _tied_weights_keys = {"cls.decoder.weight": "bert.embeddings.word_embeddings.weight"}
+    _supports_flash_attn = False
+    _supports_flex_attn = False
+    accepts_loss_kwargs = False  # the loss is a mean: the Trainer must scale it for gradient accumulation
+
+    def __init__(self, config: HBGLConfig) -> None:
+        super().__init__(config)
+        if config.type_vocab_size < 2:
+            raise ValueError("HBGL puts label slots in segment 1, but this encoder has type_vocab_size="
+                             f"{config.type_vocab_size}; use a BERT-family encoder with token types")
+        if config.num_level_slots * 2 + 2 > config.max_position_embeddings:
+            raise ValueError(f"the taxonomy has {config.depth} levels: {config.num_level_slots} label slots do not "
+                             f"fit in {config.max_position_embeddings} positions")
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.cls = HBGLLabelHead(config)
+        levels = torch.tensor(config.label_levels, dtype=torch.long)
+        self.register_buffer("label_levels", levels, persistent=False)
+        offset = config.label_token_offset
+        self.register_buffer("label_columns", torch.arange(offset, offset + config.num_labels), persistent=False)
+        self.register_buffer("head_columns", torch.cat([torch.tensor([config.sep_token_id]), self.label_columns]),
+                             persistent=False)
+        self.post_init()
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def from_encoder(cls, encoder_name_or_path: str, label_names: list[str], label_parents: list[list[int]],
+                     tokenizer=None, label_descriptions: list[str] | None = None,
+                     **config_overrides: object) -> HBGLForHierarchicalClassification:
+        """Build HBGL on a pretrained BERT-family encoder.
+
+        The encoder's MLM transform and bias are reused where the checkpoint has them (a fresh transform
+        otherwise, e.g. all-MiniLM-L6-v2). ``num_labels`` rows are appended to the word embeddings and
+        initialised from the label names (``label_descriptions``, default: the last ``/`` segment of each
+        name) as the mean (paper) or sum (``label_init="sum"``, code) of their word-piece embeddings.
+
+        Args:
+            label_names: names in taxonomy id order (parents before children).
+            label_parents: per label, its parent ids.
+        """
+        from transformers import AutoTokenizer, BertForMaskedLM
+
+        tokenizer = tokenizer or AutoTokenizer.from_pretrained(encoder_name_or_path)
+        mlm = BertForMaskedLM.from_pretrained(encoder_name_or_path)
+        base_vocab = mlm.config.vocab_size
+        settings = {k: v for k, v in mlm.config.to_dict().items() if k in BertConfigKeys}
+        config = HBGLConfig(
+            **settings, vocab_size=base_vocab + len(label_names), id2label=dict(enumerate(label_names)),
+            label_parents=[list(p) for p in label_parents], label_token_offset=base_vocab,
+            cls_token_id=tokenizer.cls_token_id, sep_token_id=tokenizer.sep_token_id,
+            mask_token_id=tokenizer.mask_token_id, **config_overrides,
+        )
+        model = cls(config)
+        base_embeddings = mlm.bert.embeddings.word_embeddings.weight.detach()
+        with torch.no_grad():
+            state = {k: v for k, v in mlm.bert.state_dict().items() if "word_embeddings" not in k}
+            missing = model.bert.load_state_dict(state, strict=False)
+            assert not [k for k in missing.missing_keys if "word_embeddings" not in k], missing
+            model.bert.embeddings.word_embeddings.weight[:base_vocab] = base_embeddings
+            model.cls.transform.load_state_dict(mlm.cls.predictions.transform.state_dict())
+            model.cls.bias.zero_()
+            model.cls.bias[:base_vocab] = mlm.cls.predictions.bias.detach()
+            descriptions = label_descriptions or [name.rsplit("/", 1)[-1] for name in label_names]
+            for i, text in enumerate(descriptions):
+                pieces = tokenizer(text, add_special_tokens=False)["input_ids"] or [tokenizer.unk_token_id]
+                rows = base_embeddings[pieces]
+                init = rows.mean(0) if config.label_init == "mean" else rows.sum(0)
+                model.bert.embeddings.word_embeddings.weight[base_vocab + i] = init
+        model.tie_weights()
+        return model
+
+    # ---------------------------------------------------------------- helpers
+    @property
+    def max_text_length(self) -> int:
+        """Longest ``[CLS] text [SEP]`` that leaves room for the label slots' positions."""
+        return self.config.max_position_embeddings - self.config.num_level_slots
+
+    def _word_rows(self, ids: list[int] | torch.Tensor) -> torch.Tensor:
+        table = self.bert.embeddings.word_embeddings.weight
+        return table[torch.as_tensor(ids, device=table.device)]
+
+    def _truncate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cut texts to :attr:`max_text_length`, ending them with ``[SEP]`` (documented truncation)."""
+        limit = self.max_text_length
+        if input_ids.shape[1] <= limit:
+            return input_ids, attention_mask
+        logger.warning_once(f"HBGL: texts longer than {limit} tokens are truncated to leave room for the label slots")
+        input_ids, attention_mask = input_ids[:, :limit].clone(), attention_mask[:, :limit]
+        full = attention_mask[:, -1].bool()
+        input_ids[full, -1] = self.config.sep_token_id
+        return input_ids, attention_mask
+
+    def _encode(self, embeds: torch.Tensor, positions: torch.Tensor, types: torch.Tensor, mask: torch.Tensor,
+                cache: DynamicCache | None = None) -> torch.Tensor:
+        backend = to_backend_mask(mask, self.config._attn_implementation, embeds.dtype)
+        out = self.bert(inputs_embeds=embeds, position_ids=positions, token_type_ids=types, attention_mask=backend,
+                        past_key_values=cache, use_cache=cache is not None)
+        return out.last_hidden_state
+
+    def level_multi_hot(self, labels: torch.Tensor) -> torch.Tensor:
+        """``[B, L]`` multi-hot -> ``[B, D, L]``: the gold labels of each level."""
+        levels = torch.arange(1, self.config.depth + 1, device=labels.device)
+        return labels[:, None, :] * (self.label_levels[None, None, :] == levels[None, :, None])
+
+    def column_mask(self, device: torch.device) -> torch.Tensor:
+        """``[T, 1 + L]``: the columns each mask slot is scored on ([SEP] + labels). Eq. 8 ("level"):
+        level ``j``'s labels; the authors' code ("all"): every label."""
+        t = self.config.num_level_slots
+        if self.config.loss_columns == "all":
+            return torch.ones(t, 1 + self.config.num_labels, dtype=torch.bool, device=device)
+        slot_levels = torch.arange(1, t + 1, device=device)
+        label_part = self.label_levels[None, :] == slot_levels[:, None]
+        return torch.cat([torch.ones(t, 1, dtype=torch.bool, device=device), label_part], dim=1)
+
+    # ---------------------------------------------------------------- training forward (Eq. 5-9)
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> HBGLOutput:
+        """Training: teacher-forced local hierarchy, BCE per level. Without ``labels``: :meth:`decode`'s logits.
+
+        Args:
+            input_ids, attention_mask, token_type_ids: ``[B, S]`` tokenized ``[CLS] text [SEP]``.
+            labels: ``[B, L]`` ancestor-closed multi-hot (taxonomy id order).
+        Returns: ``loss`` (scalar) and ``logits`` ``[B, L]`` (each label at its own level's mask slot).
+        """
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if labels is None:
+            return HBGLOutput(logits=self.decode(input_ids, attention_mask, token_type_ids).logits)
+        input_ids, attention_mask = self._truncate(input_ids, attention_mask)
+        b, s = input_ids.shape
+        t, num_labels = self.config.num_level_slots, self.config.num_labels
+        device = input_ids.device
+        labels = labels.to(self.dtype)
+        gold = self.level_multi_hot(labels)  # [B, D, L]
+        num_levels = (gold.sum(-1) > 0).sum(-1)  # [B]: levels on the path (ancestor-closed -> a prefix)
+        slot_index = torch.arange(t, device=device)
+        slot_mask = slot_index[None, :] <= num_levels[:, None]  # levels + the stop slot
+        is_stop = slot_index[None, :] == num_levels[:, None]
+
+        label_rows = self._word_rows(self.label_columns).detach()  # inputs carry no gradient (code)
+        sep_row, mask_row = self._word_rows([self.config.sep_token_id, self.config.mask_token_id])
+        gold_embeds = torch.zeros(b, t, label_rows.shape[1], dtype=label_rows.dtype, device=device)
+        gold_embeds[:, : self.config.depth] = gold @ label_rows
+        gold_embeds = torch.where(is_stop[..., None], sep_row.detach(), gold_embeds)
+        if self.training and self.config.target_mask_prob > 0:  # s2s-ft pseudo-masking (reference H12)
+            replace = torch.rand(b, t, device=device) < self.config.target_mask_prob
+            gold_embeds = torch.where(replace[..., None], mask_row, gold_embeds)
+        text_embeds = self.bert.embeddings.word_embeddings(input_ids)
+        embeds = torch.cat([text_embeds, gold_embeds, mask_row.expand(b, t, -1)], dim=1)
+
+        text_len = attention_mask.sum(-1, keepdim=True)
+        slot_pos = text_len + slot_index[None, :]
+        positions = torch.cat([torch.arange(s, device=device).expand(b, s), slot_pos, slot_pos], dim=1)
+        text_types = token_type_ids if token_type_ids is not None else torch.zeros_like(input_ids)
+        types = torch.cat([text_types, torch.ones(b, 2 * t, dtype=torch.long, device=device)], dim=1)
+        mask = local_hierarchy_mask(attention_mask.bool(), slot_mask)
+        hidden = self._encode(embeds, positions, types, mask)[:, s + t :]  # [B, T, H] mask slots
+        scores = self.cls(hidden, self.head_columns)  # [B, T, 1 + L]
+
+        targets = torch.zeros(b, t, 1 + num_labels, dtype=scores.dtype, device=device)
+        targets[:, : self.config.depth, 1:] = gold
+        targets[..., 0] = is_stop.to(scores.dtype)
+        weight = (self.column_mask(device)[None] & slot_mask[..., None]).to(scores.dtype)
+        loss = F.binary_cross_entropy_with_logits(scores, targets, weight=weight, reduction="sum") / weight.sum()
+        logits = scores[:, :, 1:].gather(1, (self.label_levels - 1).expand(b, 1, -1)).squeeze(1)
+        return HBGLOutput(loss=loss, logits=logits)
+
+    # ---------------------------------------------------------------- level-wise decoding (Eq. 10-12)
+    @torch.no_grad()
+    def decode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+               token_type_ids: torch.Tensor | None = None, threshold: float | None = None,
+               hierarchy_consistent: bool | None = None, use_cache: bool = True) -> HBGLDecodeOutput:
+        """Predict level by level: score level ``h`` at a [MASK] slot, select ``sigmoid > threshold``, feed
+        the sum of the selected label embeddings back as slot ``h`` (``e_[SEP]`` or zero when none is
+        selected, which also ends that path). The text is encoded once and reused through a KV cache
+        (``use_cache=False`` recomputes the whole sequence at each level: same result, slower).
+
+        Returns: :class:`HBGLDecodeOutput` with ``[B, L]`` probabilities, selection and logits.
+        """
+        threshold = self.config.decode_threshold if threshold is None else threshold
+        consistent = self.config.hierarchy_consistent if hierarchy_consistent is None else hierarchy_consistent
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        input_ids, attention_mask = self._truncate(input_ids, attention_mask)
+        if token_type_ids is not None:
+            token_type_ids = token_type_ids[:, : input_ids.shape[1]]
+        b, s = input_ids.shape
+        device = input_ids.device
+        num_labels, depth = self.config.num_labels, self.config.depth
+        text_mask = attention_mask.bool()
+        text_len = attention_mask.sum(-1, keepdim=True)
+        text_embeds = self.bert.embeddings.word_embeddings(input_ids)
+        text_types = token_type_ids if token_type_ids is not None else torch.zeros_like(input_ids)
+        text_pos = torch.arange(s, device=device).expand(b, s)
+        label_rows = self._word_rows(self.label_columns)
+        sep_row, mask_row = self._word_rows([self.config.sep_token_id, self.config.mask_token_id])
+        allowed = self.column_mask(device)[:, 1:]  # [T, L]
+        parent_matrix = self._parent_matrix(device)
+
+        logits = torch.full((b, num_labels), -1e4, dtype=text_embeds.dtype, device=device)
+        selected = torch.zeros(b, num_labels, dtype=torch.bool, device=device)
+        active = torch.ones(b, dtype=torch.bool, device=device)
+        fed: list[torch.Tensor] = []  # [B, H] per decoded level
+        cache = DynamicCache(config=self.config) if use_cache else None
+        if use_cache:
+            self._encode(text_embeds, text_pos, text_types, decoding_mask(text_mask, 0)[:, :s, :s], cache)
+        for level in range(1, depth + 1):
+            k = level - 1  # fed slots before this level
+            full_mask = decoding_mask(text_mask, k)
+            if use_cache:
+                new = ([fed[-1][:, None]] if k else []) + [mask_row.expand(b, 1, -1)]
+                new_pos = text_len + torch.arange(max(k - 1, 0), k + 1, device=device)[None, :]
+                q = len(new)
+                if k:
+                    cache.crop(-1)  # drop the previous [MASK] slot; its level is now fed
+                hidden = self._encode(torch.cat(new, 1), new_pos, torch.ones_like(new_pos), full_mask[:, -q:], cache)
+            else:
+                slots = torch.stack([*fed, mask_row.expand(b, -1)], dim=1)
+                slot_pos = text_len + torch.arange(k + 1, device=device)[None, :]
+                embeds = torch.cat([text_embeds, slots], 1)
+                positions = torch.cat([text_pos, slot_pos], 1)
+                types = torch.cat([text_types, torch.ones_like(slot_pos)], 1)
+                hidden = self._encode(embeds, positions, types, full_mask)
+            scores = self.cls(hidden[:, -1], self.label_columns)  # [B, L]
+            fires = (torch.sigmoid(scores) > threshold) & allowed[k] & active[:, None]
+            if consistent:
+                has_parent = (selected.to(scores.dtype) @ parent_matrix.T) > 0
+                fires &= has_parent | (self.label_levels == 1)[None, :]
+            at_level = self.label_levels == level
+            logits = torch.where(at_level[None, :] & active[:, None], scores, logits)
+            selected |= fires & at_level[None, :]  # Eq. 12: a label counts at its own level
+            empty = ~fires.any(-1)
+            fed_rows = fires.to(label_rows.dtype) @ label_rows
+            stop_row = sep_row if self.config.empty_level_input == "sep" else torch.zeros_like(sep_row)
+            fed.append(torch.where(empty[:, None], stop_row, fed_rows))  # Eq. 11
+            active &= ~empty
+        probabilities = torch.where(logits > -1e4, torch.sigmoid(logits), torch.zeros_like(logits))
+        return HBGLDecodeOutput(probabilities=probabilities, selected=selected, logits=logits)
+
+    def _parent_matrix(self, device: torch.device) -> torch.Tensor:
+        """``[L, L]`` with ``P[child, parent] = 1``."""
+        matrix = torch.zeros(self.config.num_labels, self.config.num_labels, device=device)
+        for child, parents in enumerate(self.config.label_parents):
+            matrix[child, list(parents)] = 1.0
+        return matrix
+
+    # ---------------------------------------------------------------- global stage (Alg. 1)
+    def pretrain_label_embeddings(self, num_steps: int, learning_rate: float = 1e-3, batch_size: int = 32,
+                                  seed: int = 0) -> list[float]:
+        """Global hierarchy-aware label embeddings (paper §4.1, Alg. 1): the encoder frozen, only the label
+        rows trained by masked label prediction over the label graph. Returns the loss per step.
+
+        The torch RNG state is restored afterwards (as the authors' code), so fine-tuning randomness does
+        not depend on this stage. For a Trainer/DDP stage use :class:`LabelGraphPretrainer` directly.
+        """
+        pretrainer = LabelGraphPretrainer(self)
+        optimizer = torch.optim.AdamW([pretrainer.label_embeddings], lr=learning_rate, weight_decay=0.0, eps=1e-8)
+        losses = []
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            pretrainer.train()
+            for step in range(num_steps):
+                progress = torch.full((batch_size,), step / max(num_steps, 1))
+                loss = pretrainer(progress)["loss"]
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad()
+                losses.append(loss.item())
+        pretrainer.commit()
+        return losses
