@@ -77,13 +77,37 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
                              f"fit in {config.max_position_embeddings} positions")
         self.bert = BertModel(config, add_pooling_layer=False)
         self.cls = HBGLLabelHead(config)
-        levels = torch.tensor(config.label_levels, dtype=torch.long)
-        self.register_buffer("label_levels", levels, persistent=False)
-        offset = config.label_token_offset
-        self.register_buffer("label_columns", torch.arange(offset, offset + config.num_labels), persistent=False)
-        self.register_buffer("head_columns", torch.cat([torch.tensor([config.sep_token_id]), self.label_columns]),
-                             persistent=False)
+        self._index_cache: dict[torch.device, dict[str, torch.Tensor]] = {}
         self.post_init()
+
+    def _indices(self) -> dict[str, torch.Tensor]:
+        """Index tensors derived from the config, built once per device (not buffers: a meta-device
+        ``from_pretrained`` would leave non-persistent buffers uninitialised)."""
+        device = self.bert.embeddings.word_embeddings.weight.device
+        if device not in self._index_cache:
+            offset, config = self.config.label_token_offset, self.config
+            columns = torch.arange(offset, offset + config.num_labels, device=device)
+            self._index_cache[device] = {
+                "label_levels": torch.tensor(config.label_levels, dtype=torch.long, device=device),
+                "label_columns": columns,
+                "head_columns": torch.cat([torch.tensor([config.sep_token_id], device=device), columns]),
+            }
+        return self._index_cache[device]
+
+    @property
+    def label_levels(self) -> torch.Tensor:
+        """``[L]`` 1-based level per label."""
+        return self._indices()["label_levels"]
+
+    @property
+    def label_columns(self) -> torch.Tensor:
+        """``[L]`` rows of the label embeddings in the word-embedding table."""
+        return self._indices()["label_columns"]
+
+    @property
+    def head_columns(self) -> torch.Tensor:
+        """``[1 + L]``: [SEP] then the labels, the columns a mask slot is scored on."""
+        return self._indices()["head_columns"]
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -189,6 +213,9 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
             attention_mask = torch.ones_like(input_ids)
         if labels is None:
             return HBGLOutput(logits=self.decode(input_ids, attention_mask, token_type_ids).logits)
+        if labels.shape[-1] != self.config.num_labels:
+            raise ValueError(f"labels have {labels.shape[-1]} columns but the model has {self.config.num_labels} "
+                             "labels; encode them with the taxonomy the model was built from")
         input_ids, attention_mask = self._truncate(input_ids, attention_mask)
         b, s = input_ids.shape
         t, num_labels = self.config.num_level_slots, self.config.num_labels

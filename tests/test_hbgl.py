@@ -1,0 +1,351 @@
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import shared_taxonomy
+
+from hbgl_hf import HBGLConfig, HBGLForHierarchicalClassification, LabelGraphPretrainer
+from hbgl_hf.label_pretraining import masked_label_targets, sibling_group_keys
+from hbgl_hf.masks import decoding_mask, label_graph_mask, local_hierarchy_mask
+from htc_tools.metrics import micro_macro_f1
+from htc_tools.taxonomy import Taxonomy, load_taxonomy
+
+BASE_VOCAB = 40  # tiny word vocabulary; label rows follow
+# depth 4 with a multi-parent label ("x" under "a1" and "b1") and paths that end early
+DEPTH4 = Taxonomy.from_dict({
+    "Root": ["a", "b", "c"], "a": ["a1", "a2"], "b": ["b1"], "a1": ["a11", "x"], "b1": ["x", "b12"],
+    "a11": ["a111"], "x": ["x1"],
+})
+
+
+def tiny_hbgl(tax: Taxonomy, attn: str = "sdpa", **overrides: object) -> HBGLForHierarchicalClassification:
+    config = HBGLConfig(
+        vocab_size=BASE_VOCAB + tax.num_labels, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=48, id2label=dict(enumerate(tax.labels)),
+        label_parents=[list(p) for p in tax.parents], label_token_offset=BASE_VOCAB, cls_token_id=2,
+        sep_token_id=3, mask_token_id=4, **overrides,
+    )
+    torch.manual_seed(0)
+    model = HBGLForHierarchicalClassification(config)
+    model.config._attn_implementation = attn
+    return model
+
+
+def padded_batch(lengths: list[int], seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    s = max(lengths)
+    ids = torch.randint(5, BASE_VOCAB, (len(lengths), s), generator=g)
+    mask = torch.zeros(len(lengths), s, dtype=torch.long)
+    for i, n in enumerate(lengths):
+        mask[i, :n] = 1
+        ids[i, 0], ids[i, n - 1] = 2, 3
+        ids[i, n:] = 0
+    return ids, mask
+
+
+# ------------------------------------------------------------------ masks against hand-built expectations
+def _allowed(mask: torch.Tensor, row: int) -> set[int]:
+    return set(torch.nonzero(mask[row]).flatten().tolist())
+
+
+def test_label_graph_mask_on_real_rcv1() -> None:
+    tax = load_taxonomy(shared_taxonomy("raw/rcv1.taxonomy"))
+    mask = label_graph_mask(tax.parents, self_attention=True)
+    pos = {name: tax.id(name) + 1 for name in ("CCAT", "C15", "C151", "C152", "C1511")}
+    assert _allowed(mask, pos["C15"]) == {pos["CCAT"], pos["C151"], pos["C152"], pos["C15"]}
+    assert _allowed(mask, pos["C1511"]) == {pos["C151"], pos["C1511"]}
+    ccat_children = {tax.id(n) + 1 for n in ["C11", "C12", "C13", "C14", "C15", "C16", "C17", "C18", "C21", "C22",
+                                             "C23", "C24", "C31", "C32", "C33", "C34", "C41", "C42"]}
+    assert _allowed(mask, pos["CCAT"]) == {0, pos["CCAT"]} | ccat_children
+    assert _allowed(mask, 0) == {0, 1, 2, 3, 4}  # [CLS] = the root: itself and the four top-level labels
+    no_diag = label_graph_mask(tax.parents, self_attention=False)
+    assert _allowed(no_diag, pos["C1511"]) == {pos["C151"]}  # the authors' code: no diagonal
+
+
+def test_label_graph_mask_on_real_wos() -> None:
+    tax = load_taxonomy(shared_taxonomy("raw/wos.taxonomy"))
+    mask = label_graph_mask(tax.parents)
+    ml, cs = tax.id("Machine learning") + 1, tax.id("CS") + 1
+    assert _allowed(mask, ml) == {cs, ml}
+    assert len(_allowed(mask, cs)) == 1 + 1 + 17  # root, itself, its 17 areas
+    assert _allowed(mask, tax.num_labels + 1) == {tax.num_labels + 1}  # [SEP] sees only itself
+
+
+def test_label_graph_mask_on_dag(toy_taxonomy: Taxonomy) -> None:
+    mask = label_graph_mask(toy_taxonomy.parents)
+    p = {n: toy_taxonomy.id(n) + 1 for n in ("biochem", "chemistry", "biology", "science", "genes")}
+    assert _allowed(mask, p["biochem"]) == {p["biochem"], p["chemistry"], p["biology"]}
+    assert _allowed(mask, p["biology"]) == {p["biology"], p["science"], p["biochem"], p["genes"]}
+
+
+def test_local_hierarchy_mask_hand_built() -> None:
+    # text: 3 real tokens + 1 pad; T = 3 slots, the first two in use (one level + the stop slot)
+    mask = local_hierarchy_mask(torch.tensor([[1, 1, 1, 0]]).bool(), torch.tensor([[1, 1, 0]]).bool())[0]
+    text, pad = {0, 1, 2}, 3
+    g0, g1, g2, m0, m1, m2 = 4, 5, 6, 7, 8, 9
+    expected = {
+        0: text, 1: text, 2: text, pad: text,
+        g0: text | {g0}, g1: text | {g0, g1}, g2: text | {g0, g1},  # g2 unused: never a key
+        m0: text | {m0}, m1: text | {g0, m1}, m2: text | {g0, g1, m2},
+    }
+    for row, keys in expected.items():
+        assert _allowed(mask, row) == keys, row
+
+
+def test_decoding_mask_is_the_training_rule_restricted() -> None:
+    mask = decoding_mask(torch.tensor([[1, 1, 0]]).bool(), num_fed=2)[0]
+    assert _allowed(mask, 3) == {0, 1, 3}  # fed slot 0
+    assert _allowed(mask, 4) == {0, 1, 3, 4}  # fed slot 1
+    assert _allowed(mask, 5) == {0, 1, 3, 4, 5}  # the [MASK] slot sees all fed slots and itself
+
+
+def test_sibling_targets_intended_and_shifted(toy_taxonomy: Taxonomy) -> None:
+    tax = Taxonomy.from_dict({"Root": ["A", "B"], "A": ["a1", "a2"], "B": ["b1", "b2"]})  # ids A B a1 a2 b1 b2
+    intended = sibling_group_keys(tax.parents, "intended")
+    masked = torch.tensor([[True, False, True, True, True, False]])
+    t = masked_label_targets(masked, intended)[0]
+    assert t[2].nonzero().flatten().tolist() == [2, 3]  # a1 <-> a2, both masked leaves of A
+    assert t[4].nonzero().flatten().tolist() == [4]  # b2 is not masked
+    assert t[0].nonzero().flatten().tolist() == [0]  # non-leaf: itself only
+    assert not t[1].any()  # not masked: no target row
+    shifted = sibling_group_keys(tax.parents, "hbgl_shifted")
+    assert shifted[0] is None and shifted[2] is None  # label 2 looks at label 1 (B, a non-leaf)
+    assert shifted[3] == intended[2] and shifted[5] == intended[4]
+
+
+# ------------------------------------------------------------------ training forward
+def test_forward_loss_matches_an_independent_computation() -> None:
+    model = tiny_hbgl(DEPTH4, target_mask_prob=0.0, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    ids, mask = padded_batch([7, 4])
+    labels = torch.zeros(2, DEPTH4.num_labels)
+    labels[0, [DEPTH4.id(n) for n in ("a", "a1", "a11")]] = 1
+    out = model(ids, mask, labels=labels)
+    # independent: one teacher-forced sequence per example, built by hand, scored level by level
+    total, count = 0.0, 0
+    rows = model.bert.embeddings.word_embeddings.weight
+    for b, n_levels in ((0, 3), (1, 0)):
+        n = int(mask[b].sum())
+        level_sums = [rows[BASE_VOCAB + DEPTH4.id(name)] for name in ("a", "a1", "a11")]  # one label per level
+        gold = [*level_sums[:n_levels], rows[3]]  # then the stop slot: [SEP]
+        for j in range(n_levels + 1):
+            embeds = torch.stack([*rows[ids[b, :n]], *gold[:j], rows[4]])
+            pos = torch.tensor([*range(n), *[n + i for i in range(j)], n + j])
+            types = torch.tensor([0] * n + [1] * (j + 1))
+            h = model.bert(inputs_embeds=embeds[None], position_ids=pos[None], token_type_ids=types[None],
+                           attention_mask=decoding_mask(torch.ones(1, n).bool(), j)[:, None]).last_hidden_state
+            cols = [3] + [BASE_VOCAB + i for i in range(DEPTH4.num_labels) if DEPTH4.levels[i] == j + 1]
+            scores = model.cls(h[0, -1], torch.tensor(cols))
+            target = torch.zeros(len(cols))
+            if j == n_levels:
+                target[0] = 1
+            else:
+                target[1:] = labels[b, [c - BASE_VOCAB for c in cols[1:]]]
+            total += torch.nn.functional.binary_cross_entropy_with_logits(scores, target, reduction="sum")
+            count += len(cols)
+    assert out.loss.item() == pytest.approx((total / count).item(), abs=1e-5)
+
+
+def test_loss_columns_all_scores_every_label() -> None:
+    model = tiny_hbgl(DEPTH4, loss_columns="all")
+    assert model.column_mask(torch.device("cpu")).all()
+    level = tiny_hbgl(DEPTH4).column_mask(torch.device("cpu"))
+    assert level[0, 1:].sum() == 3 and level[:, 0].all()
+
+
+# ------------------------------------------------------------------ decoding
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+@pytest.mark.parametrize("consistent", [False, True])
+def test_cached_decoding_equals_full_recomputation(attn: str, consistent: bool) -> None:
+    model = tiny_hbgl(DEPTH4, attn=attn).eval()
+    with torch.no_grad():  # spread the label scores so that selections are mixed
+        model.cls.bias[BASE_VOCAB:] = 4 * torch.tensor([(-1) ** i for i in range(DEPTH4.num_labels)])
+    ids, mask = padded_batch([9, 4, 6, 2])
+    cached = model.decode(ids, mask, hierarchy_consistent=consistent)
+    full = model.decode(ids, mask, hierarchy_consistent=consistent, use_cache=False)
+    assert (cached.probabilities - full.probabilities).abs().max() <= 1e-5
+    assert torch.equal(cached.selected, full.selected)
+    assert 0 < int(cached.selected.sum()) < cached.selected.numel()
+
+
+def test_hierarchy_consistent_decoding_selects_no_orphans() -> None:
+    model = tiny_hbgl(DEPTH4).eval()
+    with torch.no_grad():
+        model.cls.bias[BASE_VOCAB:] = 4 * torch.tensor([(-1) ** (i // 2) for i in range(DEPTH4.num_labels)])
+    ids, mask = padded_batch([9, 4, 6, 2])
+    out = model.decode(ids, mask, hierarchy_consistent=True)
+    for row in out.selected:
+        for label in row.nonzero().flatten().tolist():
+            parents = DEPTH4.parents[label]
+            assert not parents or row[list(parents)].any()
+
+
+def test_forward_without_labels_returns_decode_logits() -> None:
+    model = tiny_hbgl(DEPTH4).eval()
+    ids, mask = padded_batch([5, 3])
+    assert torch.equal(model(ids, mask).logits, model.decode(ids, mask).logits)
+
+
+# ------------------------------------------------------------------ global stage
+def test_label_pretraining_changes_only_label_rows() -> None:
+    model = tiny_hbgl(DEPTH4)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    losses = model.pretrain_label_embeddings(num_steps=3, batch_size=4)
+    assert len(losses) == 3
+    after = model.state_dict()
+    table = "bert.embeddings.word_embeddings.weight"
+    for key in before:
+        if key not in (table, "cls.decoder.weight"):
+            assert torch.equal(before[key], after[key]), key
+    assert torch.equal(before[table][:BASE_VOCAB], after[table][:BASE_VOCAB])
+    assert not torch.equal(before[table][BASE_VOCAB:], after[table][BASE_VOCAB:])
+    assert all(p.requires_grad for p in model.parameters())  # unfrozen for fine-tuning
+
+
+def test_label_pretrainer_has_one_trainable_parameter() -> None:
+    pretrainer = LabelGraphPretrainer(tiny_hbgl(DEPTH4))
+    assert [n for n, p in pretrainer.named_parameters() if p.requires_grad] == ["label_embeddings"]
+    assert pretrainer.mask_ratio(torch.tensor([0.0, 1.0])).tolist() == pytest.approx([0.15, 0.45])
+
+
+# ------------------------------------------------------------------ learnable signal
+def test_learns_keyword_hierarchy_above_majority_baseline(toy_taxonomy: Taxonomy) -> None:
+    tax = toy_taxonomy
+    keywords = {"ball": 10, "track": 11, "biochem": 12, "genes": 13, "music": 14, "chemistry": 15}
+    g = torch.Generator().manual_seed(0)
+    examples = []
+    for _ in range(160):
+        leaf = list(keywords)[int(torch.randint(len(keywords), (1,), generator=g))]
+        noise = torch.randint(20, BASE_VOCAB, (5,), generator=g).tolist()
+        pos = int(torch.randint(5, (1,), generator=g))
+        tokens = [2, *noise[:pos], keywords[leaf], *noise[pos:], 3]
+        y = torch.zeros(tax.num_labels)
+        y[sorted(tax.ancestor_closure([tax.id(leaf)]))] = 1
+        examples.append((torch.tensor(tokens), y))
+    train, test = examples[:120], examples[120:]
+    model = tiny_hbgl(tax)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3)
+    model.train()
+    for _epoch in range(15):
+        for i in range(0, len(train), 16):
+            ids = torch.stack([x for x, _ in train[i : i + 16]])
+            labels = torch.stack([y for _, y in train[i : i + 16]])
+            model(ids, torch.ones_like(ids), labels=labels).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    model.eval()
+    ids = torch.stack([x for x, _ in test])
+    gold = torch.stack([y for _, y in test]).numpy()
+    pred = model.decode(ids, torch.ones_like(ids)).selected.numpy()
+    # majority baseline: always predict the most frequent label set of the training data
+    train_gold = torch.stack([y for _, y in train])
+    majority = (train_gold.mean(0) >= 0.5).float()
+    if not majority.any():
+        majority[train_gold.sum(0).argmax()] = 1
+    baseline = micro_macro_f1(gold, majority.expand(len(test), -1).numpy())["micro_f1"]
+    ours = micro_macro_f1(gold, pred)["micro_f1"]
+    assert baseline < 0.5  # the most frequent label alone
+    assert ours > baseline + 0.4, (ours, baseline)  # measured: about 0.92 against 0.23
+
+
+# ------------------------------------------------------------------ save / load / remote code
+def test_save_load_round_trip_is_bit_exact(tmp_path: Path) -> None:
+    model = tiny_hbgl(DEPTH4).eval()
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file()
+    again = HBGLForHierarchicalClassification.from_pretrained(tmp_path).eval()
+    a, b = model.state_dict(), again.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    rows = again.bert.embeddings.word_embeddings.weight
+    assert again.cls.decoder.weight.data_ptr() == rows.data_ptr()  # tying survives the load
+    assert again.config.label_parents == model.config.label_parents
+
+
+REMOTE_LOAD = textwrap.dedent("""
+    import importlib.abc, json, sys
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("hbgl_hf", "hpt_hf", "htc_tools"):
+                raise ImportError("blocked: " + name)
+    sys.meta_path.insert(0, Block())
+    try:
+        import hbgl_hf  # noqa
+        sys.exit("the package must not be importable here")
+    except ImportError:
+        pass
+    import torch
+    from transformers import AutoConfig, AutoModel
+    folder, ids, mask = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
+    model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+    assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+    with torch.no_grad():
+        logits = model(torch.tensor(ids), torch.tensor(mask)).logits
+    print(json.dumps({"model_type": config.model_type, "logits": logits.tolist()}))
+""")
+
+
+def test_remote_code_load_without_the_package(tmp_path: Path) -> None:
+    model = tiny_hbgl(DEPTH4).eval()
+    model.save_pretrained(tmp_path / "model")
+    ids, mask = padded_batch([6, 3])
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home"), "PYTHONPATH": ""}
+    result = subprocess.run(
+        [sys.executable, "-c", REMOTE_LOAD, str(tmp_path / "model"), json.dumps(ids.tolist()),
+         json.dumps(mask.tolist())],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded["model_type"] == "hbgl"
+    with torch.no_grad():
+        assert torch.equal(torch.tensor(loaded["logits"]), model(ids, mask).logits)
+
+
+# ------------------------------------------------------------------ bad input
+def test_encoder_without_token_types_is_rejected() -> None:
+    with pytest.raises(ValueError, match="type_vocab_size=1"):
+        tiny_hbgl(DEPTH4, type_vocab_size=1)
+
+
+def test_taxonomy_too_deep_for_positions_is_rejected() -> None:
+    chain = Taxonomy.from_edges([(None, "l0")] + [(f"l{i}", f"l{i + 1}") for i in range(30)])
+    with pytest.raises(ValueError, match="31 levels"):
+        tiny_hbgl(chain)
+
+
+def test_long_text_is_truncated_to_leave_room_for_label_slots() -> None:
+    model = tiny_hbgl(DEPTH4).eval()
+    limit = model.max_text_length
+    assert limit == 48 - (DEPTH4.depth + 1)
+    ids, mask = padded_batch([60, 10])
+    out = model.decode(ids, mask)  # would overflow the 48 positions without truncation
+    short = model.decode(ids[:, :limit].clone().index_put_((torch.tensor([0]), torch.tensor([limit - 1])),
+                                                          torch.tensor(3)), mask[:, :limit])
+    assert torch.equal(out.logits, short.logits)
+
+
+def test_labels_of_wrong_width_are_rejected() -> None:
+    model = tiny_hbgl(DEPTH4)
+    ids, mask = padded_batch([5])
+    with pytest.raises(ValueError, match=f"labels have 3 columns but the model has {DEPTH4.num_labels} labels"):
+        model(ids, mask, labels=torch.zeros(1, 3))
+
+
+def test_config_rejects_parents_after_children() -> None:
+    config = HBGLConfig(id2label={0: "child", 1: "parent"}, label_parents=[[1], []])
+    with pytest.raises(ValueError, match=r"\('child'\) has a parent with an id >= its own"):
+        _ = config.label_levels
+
+
+def test_config_round_trip_keeps_switches() -> None:
+    config = tiny_hbgl(DEPTH4, label_init="sum", cpt_self_attention=False, empty_level_input="zero").config
+    again = HBGLConfig.from_dict(copy.deepcopy(config.to_dict()))
+    assert (again.label_init, again.cpt_self_attention, again.empty_level_input) == ("sum", False, "zero")
