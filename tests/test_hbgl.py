@@ -349,3 +349,24 @@ def test_config_round_trip_keeps_switches() -> None:
     config = tiny_hbgl(DEPTH4, label_init="sum", cpt_self_attention=False, empty_level_input="zero").config
     again = HBGLConfig.from_dict(copy.deepcopy(config.to_dict()))
     assert (again.label_init, again.cpt_self_attention, again.empty_level_input) == ("sum", False, "zero")
+
+
+def test_label_pretraining_runs_as_a_trainer_stage(tmp_path: Path) -> None:
+    import datasets
+    from transformers import Trainer, TrainingArguments
+
+    model = tiny_hbgl(DEPTH4)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    stage = LabelGraphPretrainer(model)  # freezes the encoder before the Trainer (or DDP) wraps anything
+    steps = 4
+    progress = datasets.Dataset.from_dict({"progress": [i / steps for i in range(steps) for _ in range(4)]})
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=steps,
+                             learning_rate=1e-2, weight_decay=0.0, lr_scheduler_type="constant", use_cpu=True,
+                             report_to="none", save_strategy="no", logging_strategy="no", disable_tqdm=True)
+    Trainer(model=stage, args=args, train_dataset=progress).train()
+    stage.commit()
+    after = model.state_dict()
+    table = "bert.embeddings.word_embeddings.weight"
+    assert all(torch.equal(before[k], after[k]) for k in before if k not in (table, "cls.decoder.weight"))
+    assert torch.equal(before[table][:BASE_VOCAB], after[table][:BASE_VOCAB])
+    assert not torch.equal(before[table][BASE_VOCAB:], after[table][BASE_VOCAB:])
