@@ -24,7 +24,7 @@ from .label_pretraining import LabelGraphPretrainer
 from .masks import decoding_mask, local_hierarchy_mask, to_backend_mask
 
 logger = logging.getLogger(__name__)
-BertConfigKeys = frozenset(BertConfig().to_dict()) - {"architectures", "id2label", "label2id", "model_type",
+BERT_CONFIG_KEYS = frozenset(BertConfig().to_dict()) - {"architectures", "id2label", "label2id", "model_type",
                                                      "transformers_version", "vocab_size"}
 
 
@@ -130,7 +130,7 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         tokenizer = tokenizer or AutoTokenizer.from_pretrained(encoder_name_or_path)
         mlm = BertForMaskedLM.from_pretrained(encoder_name_or_path)
         base_vocab = mlm.config.vocab_size
-        settings = {k: v for k, v in mlm.config.to_dict().items() if k in BertConfigKeys}
+        settings = {k: v for k, v in mlm.config.to_dict().items() if k in BERT_CONFIG_KEYS}
         config = HBGLConfig(
             **settings, vocab_size=base_vocab + len(label_names), id2label=dict(enumerate(label_names)),
             label_parents=[list(p) for p in label_parents], label_token_offset=base_vocab,
@@ -141,8 +141,11 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         base_embeddings = mlm.bert.embeddings.word_embeddings.weight.detach()
         with torch.no_grad():
             state = {k: v for k, v in mlm.bert.state_dict().items() if "word_embeddings" not in k}
-            missing = model.bert.load_state_dict(state, strict=False)
-            assert not [k for k in missing.missing_keys if "word_embeddings" not in k], missing
+            result = model.bert.load_state_dict(state, strict=False)
+            missing = [k for k in result.missing_keys if "word_embeddings" not in k]
+            if missing or result.unexpected_keys:
+                raise RuntimeError(f"{encoder_name_or_path} is not a BERT encoder HBGL can wrap: missing {missing}, "
+                                   f"unexpected {result.unexpected_keys}")
             model.bert.embeddings.word_embeddings.weight[:base_vocab] = base_embeddings
             model.cls.transform.load_state_dict(mlm.cls.predictions.transform.state_dict())
             model.cls.bias.zero_()
