@@ -82,8 +82,3 @@ class HBGLConfig(BertConfig):
     @property
     def depth(self) -> int:
         return max(self.label_levels, default=0)
-
-    @property
-    def num_level_slots(self) -> int:
-        """Label slots in the local sequence: one per level plus the stop slot (reference H11)."""
-        return self.depth + 1

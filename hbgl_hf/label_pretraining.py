@@ -45,17 +45,19 @@ def sibling_group_keys(label_parents: Sequence[Sequence[int]], mode: str = "inte
     raise ValueError(f"cpt_target_mode must be 'intended' or 'hbgl_shifted', got {mode!r}")
 
 
-def masked_label_targets(masked: torch.Tensor, group_keys: Sequence[object]) -> torch.Tensor:
-    """``[B, L]`` bool of masked slots -> ``[B, L, L]`` targets: row ``i`` (a masked label) is one-hot on
-    ``i`` plus every masked label sharing its non-``None`` group key (Eq. 4)."""
-    num_labels = masked.shape[1]
-    codes = {}
-    group = torch.tensor([-1 if k is None else codes.setdefault(k, len(codes)) for k in group_keys],
-                         device=masked.device)
-    same = (group[:, None] == group[None, :]) & (group[:, None] >= 0)  # [L, L]
-    eye = torch.eye(num_labels, dtype=torch.bool, device=masked.device)
-    targets = (same[None] & masked[:, None, :]) | eye[None]
-    return targets & masked[:, :, None]
+def shared_target_matrix(group_keys: Sequence[object]) -> torch.Tensor:
+    """``[L, L]`` bool: ``S[i, j]`` when ``j`` is a target of a masked ``i`` if ``j`` is masked too: ``j = i``
+    or both share a non-``None`` group key (Eq. 4)."""
+    codes: dict[object, int] = {}
+    group = torch.tensor([-1 if k is None else codes.setdefault(k, len(codes)) for k in group_keys])
+    same = (group[:, None] == group[None, :]) & (group[:, None] >= 0)
+    return same | torch.eye(len(group_keys), dtype=torch.bool)
+
+
+def masked_label_targets(masked: torch.Tensor, shared: torch.Tensor) -> torch.Tensor:
+    """``[B, L]`` bool of masked slots and the ``[L, L]`` :func:`shared_target_matrix` -> ``[B, L, L]``
+    targets: row ``i`` (a masked label) holds ``i`` and the masked labels sharing its group."""
+    return shared[None] & masked[:, None, :] & masked[:, :, None]
 
 
 class LabelGraphPretrainer(nn.Module):
@@ -78,9 +80,10 @@ class LabelGraphPretrainer(nn.Module):
         self.register_buffer("graph_mask", label_graph_mask(config.label_parents, config.cpt_self_attention),
                              persistent=False)
         levels = model.label_levels
-        positions = torch.cat([levels.new_zeros(1), levels, levels.new_full((1,), config.depth + 1)])
+        positions = torch.cat([levels.new_zeros(1), levels, levels.new_full((1,), model.depth + 1)])
         self.register_buffer("positions", positions, persistent=False)
-        self.group_keys = sibling_group_keys(config.label_parents, config.cpt_target_mode)
+        keys = sibling_group_keys(config.label_parents, config.cpt_target_mode)
+        self.register_buffer("shared_targets", shared_target_matrix(keys), persistent=False)
 
     def mask_ratio(self, progress: torch.Tensor) -> torch.Tensor:
         c = self.model.config
@@ -104,7 +107,7 @@ class LabelGraphPretrainer(nn.Module):
         hidden = model.bert(inputs_embeds=embeds, position_ids=self.positions.expand(b, -1), token_type_ids=types,
                             attention_mask=backend).last_hidden_state[:, 1:-1]  # [B, L, H]
         scores = model.cls.transform(hidden[masked]) @ self.label_embeddings.T  # [M, L]
-        targets = masked_label_targets(masked, self.group_keys)[masked].to(scores.dtype)
+        targets = masked_label_targets(masked, self.shared_targets)[masked].to(scores.dtype)
         return {"loss": F.binary_cross_entropy_with_logits(scores, targets)}
 
     @torch.no_grad()

@@ -31,7 +31,6 @@ def label_graph_mask(label_parents: Sequence[Sequence[int]], self_attention: boo
     if self_attention:
         mask.fill_diagonal_(True)
     mask[n + 1, n + 1] = True
-    mask[0, 0] = mask[0, 0] or not mask[0].any()
     return mask
 
 
@@ -48,27 +47,32 @@ def local_hierarchy_mask(text_mask: torch.Tensor, slot_mask: torch.Tensor) -> to
     """
     b, s = text_mask.shape
     t = slot_mask.shape[1]
+    device = text_mask.device
     text_keys = text_mask[:, None, :].expand(b, s + 2 * t, s)
-    causal = torch.ones(t, t, dtype=torch.bool).tril()
-    gold_keys = torch.zeros(b, s + 2 * t, t, dtype=torch.bool)
+    causal = torch.ones(t, t, dtype=torch.bool, device=device).tril()
+    gold_keys = torch.zeros(b, s + 2 * t, t, dtype=torch.bool, device=device)
     gold_keys[:, s : s + t] = causal  # gold j -> gold <= j
     gold_keys[:, s + t :] = causal.tril(-1)  # mask j -> gold < j
     gold_keys &= slot_mask[:, None, :]
-    mask_keys = torch.zeros(b, s + 2 * t, t, dtype=torch.bool)
-    mask_keys[:, s + t :] = torch.eye(t, dtype=torch.bool)  # mask j -> itself
+    mask_keys = torch.zeros(b, s + 2 * t, t, dtype=torch.bool, device=device)
+    mask_keys[:, s + t :] = torch.eye(t, dtype=torch.bool, device=device)  # mask j -> itself
     return torch.cat([text_keys, gold_keys, mask_keys], dim=2)
 
 
-def decoding_mask(text_mask: torch.Tensor, num_fed: int) -> torch.Tensor:
-    """``[B, S + k + 1, S + k + 1]`` mask over ``[text | k fed level slots | one mask slot]`` (Eq. 10):
-    text sees text; fed slot ``j`` sees text and fed slots ``<= j``; the mask slot sees text, every fed
-    slot and itself. It is the training mask restricted to the slots present at that step."""
+def decoding_mask(text_mask: torch.Tensor, num_fed: int, num_queries: int | None = None) -> torch.Tensor:
+    """``[B, Q, S + k + 1]`` mask over ``[text | k fed level slots | one mask slot]`` (Eq. 10): text sees
+    text; fed slot ``j`` sees text and fed slots ``<= j``; the mask slot sees text, every fed slot and
+    itself. It is the training mask restricted to the slots present at that step.
+
+    ``num_queries``: only the last ``Q`` query rows (what a cached step feeds); default all ``S + k + 1``.
+    """
     b, s = text_mask.shape
     t = num_fed + 1
-    text_keys = text_mask[:, None, :].expand(b, s + t, s)
-    slot_keys = torch.zeros(b, s + t, t, dtype=torch.bool)
-    slot_keys[:, s:] = torch.ones(t, t, dtype=torch.bool).tril()
-    return torch.cat([text_keys, slot_keys], dim=2)
+    q = s + t if num_queries is None else num_queries
+    text_keys = text_mask[:, None, :].expand(b, q, s)
+    slot_keys = torch.zeros(s + t, t, dtype=torch.bool, device=text_mask.device)
+    slot_keys[s:] = torch.ones(t, t, dtype=torch.bool, device=text_mask.device).tril()
+    return torch.cat([text_keys, slot_keys[-q:].expand(b, q, t)], dim=2)
 
 
 def to_backend_mask(mask: torch.Tensor, attn_implementation: str | None, dtype: torch.dtype) -> torch.Tensor:

@@ -72,8 +72,10 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         if config.type_vocab_size < 2:
             raise ValueError("HBGL puts label slots in segment 1, but this encoder has type_vocab_size="
                              f"{config.type_vocab_size}; use a BERT-family encoder with token types")
-        if config.num_level_slots * 2 + 2 > config.max_position_embeddings:
-            raise ValueError(f"the taxonomy has {config.depth} levels: {config.num_level_slots} label slots do not "
+        self.depth = config.depth  # the hierarchy is fixed at construction: derive it once
+        self.num_level_slots = self.depth + 1  # one slot per level + the stop slot (reference H11)
+        if self.num_level_slots * 2 + 2 > config.max_position_embeddings:
+            raise ValueError(f"the taxonomy has {self.depth} levels: {self.num_level_slots} label slots do not "
                              f"fit in {config.max_position_embeddings} positions")
         self.bert = BertModel(config, add_pooling_layer=False)
         self.cls = HBGLLabelHead(config)
@@ -81,16 +83,30 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         self.post_init()
 
     def _indices(self) -> dict[str, torch.Tensor]:
-        """Index tensors derived from the config, built once per device (not buffers: a meta-device
+        """Tensors derived from the config, built once per device (not buffers: a meta-device
         ``from_pretrained`` would leave non-persistent buffers uninitialised)."""
         device = self.bert.embeddings.word_embeddings.weight.device
         if device not in self._index_cache:
-            offset, config = self.config.label_token_offset, self.config
-            columns = torch.arange(offset, offset + config.num_labels, device=device)
+            config = self.config
+            offset, num_labels, t = config.label_token_offset, config.num_labels, self.num_level_slots
+            columns = torch.arange(offset, offset + num_labels, device=device)
+            levels = torch.tensor(config.label_levels, dtype=torch.long, device=device)
+            parents = torch.zeros(num_labels, num_labels, device=device)  # P[child, parent] = 1
+            for child, ids in enumerate(config.label_parents):
+                parents[child, list(ids)] = 1.0
+            # [T, 1 + L] columns each mask slot is scored on ([SEP] + labels): Eq. 8 ("level") keeps level
+            # j's labels, the authors' code ("all") every label.
+            if config.loss_columns == "all":
+                column_mask = torch.ones(t, 1 + num_labels, dtype=torch.bool, device=device)
+            else:
+                on_level = levels[None, :] == torch.arange(1, t + 1, device=device)[:, None]
+                column_mask = torch.cat([torch.ones(t, 1, dtype=torch.bool, device=device), on_level], dim=1)
             self._index_cache[device] = {
-                "label_levels": torch.tensor(config.label_levels, dtype=torch.long, device=device),
+                "label_levels": levels,
                 "label_columns": columns,
                 "head_columns": torch.cat([torch.tensor([config.sep_token_id], device=device), columns]),
+                "parent_matrix": parents,
+                "column_mask": column_mask,
             }
         return self._index_cache[device]
 
@@ -163,22 +179,28 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
     @property
     def max_text_length(self) -> int:
         """Longest ``[CLS] text [SEP]`` that leaves room for the label slots' positions."""
-        return self.config.max_position_embeddings - self.config.num_level_slots
+        return self.config.max_position_embeddings - self.num_level_slots
 
     def _word_rows(self, ids: list[int] | torch.Tensor) -> torch.Tensor:
         table = self.bert.embeddings.word_embeddings.weight
         return table[torch.as_tensor(ids, device=table.device)]
 
-    def _truncate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cut texts to :attr:`max_text_length`, ending them with ``[SEP]`` (documented truncation)."""
+    def _text_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                     token_type_ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Defaults for the optional inputs, and texts cut to :attr:`max_text_length` ending in ``[SEP]``
+        (the documented truncation). Returns ``input_ids``, ``attention_mask``, ``token_type_ids``, ``[B, S]``."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
         limit = self.max_text_length
-        if input_ids.shape[1] <= limit:
-            return input_ids, attention_mask
-        logger.warning_once(f"HBGL: texts longer than {limit} tokens are truncated to leave room for the label slots")
-        input_ids, attention_mask = input_ids[:, :limit].clone(), attention_mask[:, :limit]
-        full = attention_mask[:, -1].bool()
-        input_ids[full, -1] = self.config.sep_token_id
-        return input_ids, attention_mask
+        if input_ids.shape[1] > limit:
+            logger.warning_once(f"HBGL: texts longer than {limit} tokens are truncated to leave room for the "
+                                "label slots")
+            input_ids, attention_mask = input_ids[:, :limit].clone(), attention_mask[:, :limit]
+            token_type_ids = token_type_ids[:, :limit]
+            input_ids[attention_mask[:, -1].bool(), -1] = self.config.sep_token_id
+        return input_ids, attention_mask, token_type_ids
 
     def _encode(self, embeds: torch.Tensor, positions: torch.Tensor, types: torch.Tensor, mask: torch.Tensor,
                 cache: DynamicCache | None = None) -> torch.Tensor:
@@ -189,18 +211,12 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
 
     def level_multi_hot(self, labels: torch.Tensor) -> torch.Tensor:
         """``[B, L]`` multi-hot -> ``[B, D, L]``: the gold labels of each level."""
-        levels = torch.arange(1, self.config.depth + 1, device=labels.device)
-        return labels[:, None, :] * (self.label_levels[None, None, :] == levels[None, :, None])
+        return labels[:, None, :] * self.column_mask[None, : self.depth, 1:]
 
-    def column_mask(self, device: torch.device) -> torch.Tensor:
-        """``[T, 1 + L]``: the columns each mask slot is scored on ([SEP] + labels). Eq. 8 ("level"):
-        level ``j``'s labels; the authors' code ("all"): every label."""
-        t = self.config.num_level_slots
-        if self.config.loss_columns == "all":
-            return torch.ones(t, 1 + self.config.num_labels, dtype=torch.bool, device=device)
-        slot_levels = torch.arange(1, t + 1, device=device)
-        label_part = self.label_levels[None, :] == slot_levels[:, None]
-        return torch.cat([torch.ones(t, 1, dtype=torch.bool, device=device), label_part], dim=1)
+    @property
+    def column_mask(self) -> torch.Tensor:
+        """``[T, 1 + L]`` bool: the columns ([SEP] + labels) each mask slot is scored on (Eq. 8 or "all")."""
+        return self._indices()["column_mask"]
 
     # ---------------------------------------------------------------- training forward (Eq. 5-9)
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
@@ -212,16 +228,14 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
             labels: ``[B, L]`` ancestor-closed multi-hot (taxonomy id order).
         Returns: ``loss`` (scalar) and ``logits`` ``[B, L]`` (each label at its own level's mask slot).
         """
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
         if labels is None:
             return HBGLOutput(logits=self.decode(input_ids, attention_mask, token_type_ids).logits)
         if labels.shape[-1] != self.config.num_labels:
             raise ValueError(f"labels have {labels.shape[-1]} columns but the model has {self.config.num_labels} "
                              "labels; encode them with the taxonomy the model was built from")
-        input_ids, attention_mask = self._truncate(input_ids, attention_mask)
+        input_ids, attention_mask, token_type_ids = self._text_inputs(input_ids, attention_mask, token_type_ids)
         b, s = input_ids.shape
-        t, num_labels = self.config.num_level_slots, self.config.num_labels
+        t, num_labels = self.num_level_slots, self.config.num_labels
         device = input_ids.device
         labels = labels.to(self.dtype)
         gold = self.level_multi_hot(labels)  # [B, D, L]
@@ -230,30 +244,29 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         slot_mask = slot_index[None, :] <= num_levels[:, None]  # levels + the stop slot
         is_stop = slot_index[None, :] == num_levels[:, None]
 
-        label_rows = self._word_rows(self.label_columns).detach()  # inputs carry no gradient (code)
+        label_rows = self._word_rows(self.label_columns).detach()  # gold inputs carry no gradient (code)
         sep_row, mask_row = self._word_rows([self.config.sep_token_id, self.config.mask_token_id])
         gold_embeds = torch.zeros(b, t, label_rows.shape[1], dtype=label_rows.dtype, device=device)
-        gold_embeds[:, : self.config.depth] = gold @ label_rows
+        gold_embeds[:, : self.depth] = gold @ label_rows
         gold_embeds = torch.where(is_stop[..., None], sep_row.detach(), gold_embeds)
         if self.training and self.config.target_mask_prob > 0:  # s2s-ft pseudo-masking (reference H12)
             replace = torch.rand(b, t, device=device) < self.config.target_mask_prob
-            gold_embeds = torch.where(replace[..., None], mask_row, gold_embeds)
+            gold_embeds = torch.where(replace[..., None], mask_row.detach(), gold_embeds)
         text_embeds = self.bert.embeddings.word_embeddings(input_ids)
         embeds = torch.cat([text_embeds, gold_embeds, mask_row.expand(b, t, -1)], dim=1)
 
         text_len = attention_mask.sum(-1, keepdim=True)
         slot_pos = text_len + slot_index[None, :]
         positions = torch.cat([torch.arange(s, device=device).expand(b, s), slot_pos, slot_pos], dim=1)
-        text_types = token_type_ids if token_type_ids is not None else torch.zeros_like(input_ids)
-        types = torch.cat([text_types, torch.ones(b, 2 * t, dtype=torch.long, device=device)], dim=1)
+        types = torch.cat([token_type_ids, torch.ones(b, 2 * t, dtype=torch.long, device=device)], dim=1)
         mask = local_hierarchy_mask(attention_mask.bool(), slot_mask)
         hidden = self._encode(embeds, positions, types, mask)[:, s + t :]  # [B, T, H] mask slots
         scores = self.cls(hidden, self.head_columns)  # [B, T, 1 + L]
 
         targets = torch.zeros(b, t, 1 + num_labels, dtype=scores.dtype, device=device)
-        targets[:, : self.config.depth, 1:] = gold
+        targets[:, : self.depth, 1:] = gold
         targets[..., 0] = is_stop.to(scores.dtype)
-        weight = (self.column_mask(device)[None] & slot_mask[..., None]).to(scores.dtype)
+        weight = (self.column_mask[None] & slot_mask[..., None]).to(scores.dtype)
         loss = F.binary_cross_entropy_with_logits(scores, targets, weight=weight, reduction="sum") / weight.sum()
         logits = scores[:, :, 1:].gather(1, (self.label_levels - 1).expand(b, 1, -1)).squeeze(1)
         return HBGLOutput(loss=loss, logits=logits)
@@ -272,70 +285,58 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         """
         threshold = self.config.decode_threshold if threshold is None else threshold
         consistent = self.config.hierarchy_consistent if hierarchy_consistent is None else hierarchy_consistent
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        input_ids, attention_mask = self._truncate(input_ids, attention_mask)
-        if token_type_ids is not None:
-            token_type_ids = token_type_ids[:, : input_ids.shape[1]]
+        input_ids, attention_mask, text_types = self._text_inputs(input_ids, attention_mask, token_type_ids)
         b, s = input_ids.shape
         device = input_ids.device
-        num_labels, depth = self.config.num_labels, self.config.depth
+        num_labels = self.config.num_labels
         text_mask = attention_mask.bool()
         text_len = attention_mask.sum(-1, keepdim=True)
         text_embeds = self.bert.embeddings.word_embeddings(input_ids)
-        text_types = token_type_ids if token_type_ids is not None else torch.zeros_like(input_ids)
         text_pos = torch.arange(s, device=device).expand(b, s)
         label_rows = self._word_rows(self.label_columns)
         sep_row, mask_row = self._word_rows([self.config.sep_token_id, self.config.mask_token_id])
-        allowed = self.column_mask(device)[:, 1:]  # [T, L]
-        parent_matrix = self._parent_matrix(device)
+        stop_row = sep_row if self.config.empty_level_input == "sep" else torch.zeros_like(sep_row)  # Eq. 11
+        allowed = self.column_mask[:, 1:]  # [T, L]
+        parent_matrix = self._indices()["parent_matrix"]
 
         logits = torch.full((b, num_labels), -1e4, dtype=text_embeds.dtype, device=device)
+        reached = torch.zeros(b, num_labels, dtype=torch.bool, device=device)  # scored before the path stopped
         selected = torch.zeros(b, num_labels, dtype=torch.bool, device=device)
         active = torch.ones(b, dtype=torch.bool, device=device)
         fed: list[torch.Tensor] = []  # [B, H] per decoded level
         cache = DynamicCache(config=self.config) if use_cache else None
         if use_cache:
-            self._encode(text_embeds, text_pos, text_types, decoding_mask(text_mask, 0)[:, :s, :s], cache)
-        for level in range(1, depth + 1):
+            self._encode(text_embeds, text_pos, text_types, text_mask[:, None, :].expand(b, s, s), cache)
+        for level in range(1, self.depth + 1):
             k = level - 1  # fed slots before this level
-            full_mask = decoding_mask(text_mask, k)
             if use_cache:
                 new = ([fed[-1][:, None]] if k else []) + [mask_row.expand(b, 1, -1)]
                 new_pos = text_len + torch.arange(max(k - 1, 0), k + 1, device=device)[None, :]
-                q = len(new)
                 if k:
                     cache.crop(-1)  # drop the previous [MASK] slot; its level is now fed
-                hidden = self._encode(torch.cat(new, 1), new_pos, torch.ones_like(new_pos), full_mask[:, -q:], cache)
+                step_mask = decoding_mask(text_mask, k, num_queries=len(new))
+                hidden = self._encode(torch.cat(new, 1), new_pos, torch.ones_like(new_pos), step_mask, cache)
             else:
                 slots = torch.stack([*fed, mask_row.expand(b, -1)], dim=1)
                 slot_pos = text_len + torch.arange(k + 1, device=device)[None, :]
                 embeds = torch.cat([text_embeds, slots], 1)
                 positions = torch.cat([text_pos, slot_pos], 1)
                 types = torch.cat([text_types, torch.ones_like(slot_pos)], 1)
-                hidden = self._encode(embeds, positions, types, full_mask)
+                hidden = self._encode(embeds, positions, types, decoding_mask(text_mask, k))
             scores = self.cls(hidden[:, -1], self.label_columns)  # [B, L]
             fires = (torch.sigmoid(scores) > threshold) & allowed[k] & active[:, None]
             if consistent:
                 has_parent = (selected.to(scores.dtype) @ parent_matrix.T) > 0
                 fires &= has_parent | (self.label_levels == 1)[None, :]
-            at_level = self.label_levels == level
-            logits = torch.where(at_level[None, :] & active[:, None], scores, logits)
-            selected |= fires & at_level[None, :]  # Eq. 12: a label counts at its own level
+            now = (self.label_levels == level)[None, :] & active[:, None]
+            logits = torch.where(now, scores, logits)
+            reached |= now
+            selected |= fires & now  # Eq. 12: a label counts at its own level
             empty = ~fires.any(-1)
-            fed_rows = fires.to(label_rows.dtype) @ label_rows
-            stop_row = sep_row if self.config.empty_level_input == "sep" else torch.zeros_like(sep_row)
-            fed.append(torch.where(empty[:, None], stop_row, fed_rows))  # Eq. 11
+            fed.append(torch.where(empty[:, None], stop_row, fires.to(label_rows.dtype) @ label_rows))  # Eq. 11
             active &= ~empty
-        probabilities = torch.where(logits > -1e4, torch.sigmoid(logits), torch.zeros_like(logits))
+        probabilities = torch.where(reached, torch.sigmoid(logits), torch.zeros_like(logits))
         return HBGLDecodeOutput(probabilities=probabilities, selected=selected, logits=logits)
-
-    def _parent_matrix(self, device: torch.device) -> torch.Tensor:
-        """``[L, L]`` with ``P[child, parent] = 1``."""
-        matrix = torch.zeros(self.config.num_labels, self.config.num_labels, device=device)
-        for child, parents in enumerate(self.config.label_parents):
-            matrix[child, list(parents)] = 1.0
-        return matrix
 
     # ---------------------------------------------------------------- global stage (Alg. 1)
     def pretrain_label_embeddings(self, num_steps: int, learning_rate: float = 1e-3, batch_size: int = 32,

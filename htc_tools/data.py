@@ -75,8 +75,12 @@ def find_unknown_labels(label_lists: Iterable[Sequence[str]], taxonomy: Taxonomy
 
 def encode_labels(names: Iterable[str], taxonomy: Taxonomy) -> list[float]:
     """Multi-hot ``[num_labels]`` of ``names`` closed under ancestors (taxonomy id order)."""
-    vector = [0.0] * taxonomy.num_labels
-    for i in taxonomy.ancestor_closure(taxonomy.id(n) for n in names):
+    return _multi_hot(taxonomy.ancestor_closure(taxonomy.id(n) for n in names), taxonomy.num_labels)
+
+
+def _multi_hot(ids: Iterable[int], num_labels: int) -> list[float]:
+    vector = [0.0] * num_labels
+    for i in ids:
         vector[i] = 1.0
     return vector
 
@@ -108,11 +112,8 @@ def prepare_split(source: str | Path | datasets.Dataset, taxonomy: Taxonomy, *, 
     def normalise(record: dict) -> dict:
         known = [n for n in record[label_field] if n in taxonomy]
         closed = sorted(taxonomy.ancestor_closure(taxonomy.id(n) for n in known))
-        multi_hot = [0.0] * taxonomy.num_labels
-        for i in closed:
-            multi_hot[i] = 1.0
         return {"text": record[text_field], "label_names": [taxonomy.labels[i] for i in closed],
-                "labels": multi_hot}
+                "labels": _multi_hot(closed, taxonomy.num_labels)}
 
     features = datasets.Features({
         "text": datasets.Value("string"),

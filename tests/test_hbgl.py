@@ -13,7 +13,7 @@ import torch
 from conftest import shared_taxonomy
 
 from hbgl_hf import HBGLConfig, HBGLForHierarchicalClassification, LabelGraphPretrainer
-from hbgl_hf.label_pretraining import masked_label_targets, sibling_group_keys
+from hbgl_hf.label_pretraining import masked_label_targets, shared_target_matrix, sibling_group_keys
 from hbgl_hf.masks import decoding_mask, label_graph_mask, local_hierarchy_mask
 from htc_tools.metrics import micro_macro_f1
 from htc_tools.taxonomy import Taxonomy, load_taxonomy
@@ -107,11 +107,26 @@ def test_decoding_mask_is_the_training_rule_restricted() -> None:
     assert _allowed(mask, 5) == {0, 1, 3, 4, 5}  # the [MASK] slot sees all fed slots and itself
 
 
+def test_decoding_mask_query_rows_are_the_last_rows_of_the_full_mask() -> None:
+    text_mask = torch.tensor([[1, 1, 0], [1, 0, 0]]).bool()
+    for fed in range(3):
+        full = decoding_mask(text_mask, fed)
+        for q in (1, 2):
+            assert torch.equal(decoding_mask(text_mask, fed, num_queries=q), full[:, -q:])
+
+
+def test_config_levels_agree_with_the_taxonomy() -> None:
+    tax = load_taxonomy(shared_taxonomy("raw/nyt.taxonomy"))
+    config = HBGLConfig(id2label=dict(enumerate(tax.labels)), label_parents=[list(p) for p in tax.parents])
+    assert config.label_levels == list(tax.levels) and config.depth == 8
+    assert tiny_hbgl(DEPTH4).config.label_levels == list(DEPTH4.levels)  # a DAG: longest path in both
+
+
 def test_sibling_targets_intended_and_shifted(toy_taxonomy: Taxonomy) -> None:
     tax = Taxonomy.from_dict({"Root": ["A", "B"], "A": ["a1", "a2"], "B": ["b1", "b2"]})  # ids A B a1 a2 b1 b2
     intended = sibling_group_keys(tax.parents, "intended")
     masked = torch.tensor([[True, False, True, True, True, False]])
-    t = masked_label_targets(masked, intended)[0]
+    t = masked_label_targets(masked, shared_target_matrix(intended))[0]
     assert t[2].nonzero().flatten().tolist() == [2, 3]  # a1 <-> a2, both masked leaves of A
     assert t[4].nonzero().flatten().tolist() == [4]  # b2 is not masked
     assert t[0].nonzero().flatten().tolist() == [0]  # non-leaf: itself only
@@ -155,8 +170,8 @@ def test_forward_loss_matches_an_independent_computation() -> None:
 
 def test_loss_columns_all_scores_every_label() -> None:
     model = tiny_hbgl(DEPTH4, loss_columns="all")
-    assert model.column_mask(torch.device("cpu")).all()
-    level = tiny_hbgl(DEPTH4).column_mask(torch.device("cpu"))
+    assert model.column_mask.all()
+    level = tiny_hbgl(DEPTH4).column_mask
     assert level[0, 1:].sum() == 3 and level[:, 0].all()
 
 
@@ -319,6 +334,13 @@ def test_taxonomy_too_deep_for_positions_is_rejected() -> None:
     chain = Taxonomy.from_edges([(None, "l0")] + [(f"l{i}", f"l{i + 1}") for i in range(30)])
     with pytest.raises(ValueError, match="31 levels"):
         tiny_hbgl(chain)
+
+
+def test_long_text_with_token_types_is_truncated_in_training_too() -> None:
+    model = tiny_hbgl(DEPTH4)
+    ids, mask = padded_batch([60, 10])
+    out = model(ids, mask, token_type_ids=torch.zeros_like(ids), labels=torch.zeros(2, DEPTH4.num_labels))
+    assert torch.isfinite(out.loss)
 
 
 def test_long_text_is_truncated_to_leave_room_for_label_slots() -> None:
