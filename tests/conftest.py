@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import socket
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -111,3 +115,49 @@ def shared_taxonomy(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is not present")
     return path
+
+
+BLOCK_PACKAGES = textwrap.dedent("""
+    import importlib.abc, json, sys
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("hbgl_hf", "hpt_hf", "htc_tools"):
+                raise ImportError("blocked: " + name)
+    sys.meta_path.insert(0, Block())
+    for blocked in ("hbgl_hf", "hpt_hf", "htc_tools"):
+        try:
+            __import__(blocked)
+            sys.exit(blocked + " must not be importable here")
+        except ImportError:
+            pass
+""")
+
+
+def run_without_packages(script: str, *args: str, home: Path) -> dict:
+    """Run ``script`` in a fresh offline interpreter where hbgl_hf, hpt_hf and htc_tools cannot be imported
+    (as on a machine that only has transformers); returns the JSON object its last stdout line prints."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(home / "hf_home"), "PYTHONPATH": ""}
+    result = subprocess.run([sys.executable, "-c", BLOCK_PACKAGES + textwrap.dedent(script), *args],
+                            capture_output=True, text=True, env=env, cwd=home, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+REMOTE_LOGITS = """
+    import torch
+    from transformers import AutoConfig, AutoModel
+    folder, ids, mask = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
+    model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+    assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+    with torch.no_grad():
+        logits = model(torch.tensor(ids), torch.tensor(mask)).logits
+    print(json.dumps({"model_type": config.model_type, "logits": logits.tolist()}))
+"""
+
+
+def remote_logits(folder: Path, ids, mask, home: Path) -> tuple[str, list]:
+    """``AutoModel.from_pretrained(folder, trust_remote_code=True)`` logits, computed without the packages."""
+    out = run_without_packages(REMOTE_LOGITS, str(folder), json.dumps(ids.tolist()), json.dumps(mask.tolist()),
+                               home=home)
+    return out["model_type"], out["logits"]

@@ -1,16 +1,11 @@
 from __future__ import annotations
 
 import copy
-import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import shared_taxonomy
+from conftest import remote_logits, shared_taxonomy
 
 from hbgl_hf import HBGLConfig, HBGLForHierarchicalClassification, LabelGraphPretrainer
 from hbgl_hf.label_pretraining import masked_label_targets, shared_target_matrix, sibling_group_keys
@@ -283,45 +278,14 @@ def test_save_load_round_trip_is_bit_exact(tmp_path: Path) -> None:
     assert again.config.label_parents == model.config.label_parents
 
 
-REMOTE_LOAD = textwrap.dedent("""
-    import importlib.abc, json, sys
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("hbgl_hf", "hpt_hf", "htc_tools"):
-                raise ImportError("blocked: " + name)
-    sys.meta_path.insert(0, Block())
-    try:
-        import hbgl_hf  # noqa
-        sys.exit("the package must not be importable here")
-    except ImportError:
-        pass
-    import torch
-    from transformers import AutoConfig, AutoModel
-    folder, ids, mask = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
-    config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
-    model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
-    assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
-    with torch.no_grad():
-        logits = model(torch.tensor(ids), torch.tensor(mask)).logits
-    print(json.dumps({"model_type": config.model_type, "logits": logits.tolist()}))
-""")
-
-
 def test_remote_code_load_without_the_package(tmp_path: Path) -> None:
     model = tiny_hbgl(DEPTH4).eval()
     model.save_pretrained(tmp_path / "model")
     ids, mask = padded_batch([6, 3])
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home"), "PYTHONPATH": ""}
-    result = subprocess.run(
-        [sys.executable, "-c", REMOTE_LOAD, str(tmp_path / "model"), json.dumps(ids.tolist()),
-         json.dumps(mask.tolist())],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    loaded = json.loads(result.stdout.strip().splitlines()[-1])
-    assert loaded["model_type"] == "hbgl"
+    model_type, logits = remote_logits(tmp_path / "model", ids, mask, home=tmp_path)
+    assert model_type == "hbgl"
     with torch.no_grad():
-        assert torch.equal(torch.tensor(loaded["logits"]), model(ids, mask).logits)
+        assert torch.equal(torch.tensor(logits), model(ids, mask).logits)
 
 
 # ------------------------------------------------------------------ bad input

@@ -1,0 +1,101 @@
+"""HPTConfig: a BERT config plus the label hierarchy, the prompt layout and HPT's switches.
+
+Defaults follow the paper (Wang et al., 2022); each switch can select the authors' code behaviour
+(reference-notes §2 and the table "Paper versus code"):
+
+=====================  ==============================================  ======================================
+field                  paper (default)                                 authors' code
+=====================  ==============================================  ======================================
+template_text_sep      True: ``[CLS] x [SEP] V1 [PRED] ...`` (Table 5)  False: no [SEP] before the template
+zmlce_mode             "per_depth": one ZMLCE per layer, summed          "per_example_global": one ZMLCE over
+                       (Eq. 10-11)                                       all labels per example
+mlm_eligible           "text": 15 % of the text's words (§4.2)          "ordinary": any non-prompt token,
+                                                                         [CLS]/[SEP] included
+label_init             "mean" of the name's word pieces                 "mean_with_special": [CLS] name [SEP]
+graph_edges            "undirected": a node hears all its neighbours,   "parent_to_child": messages flow
+                       virtual node d hears depth d's labels (§4.1.2)   parent->child and virtual->label only
+                                                                         (so V_d hears only itself)
+=====================  ==============================================  ======================================
+
+Both use one GAT layer with residual + LayerNorm, an MLM loss of weight 1 and ``score > 0`` prediction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import field
+
+from transformers import BertConfig
+
+
+class HPTConfig(BertConfig):
+    """``vocab_size`` includes the prompt rows appended at ``label_token_offset``: ``num_labels`` label words,
+    then ``depth`` virtual depth tokens ``V_1 .. V_D``, then ``[PRED]``.
+
+    Args (beyond :class:`~transformers.BertConfig`):
+        id2label: label names in taxonomy id order (level-major).
+        label_parents: per label id, its parent ids (empty for top-level labels; several for a DAG).
+        label_token_offset: id of the first label row in the word-embedding table (the base vocab size).
+        cls_token_id, sep_token_id, mask_token_id: the encoder vocabulary's special tokens.
+        graph_layers: stacked GAT layers (K in Eq. 4; the paper and code use 1).
+        graph_dropout: dropout on the GAT output before the residual (None: ``attention_probs_dropout_prob``).
+        mlm_loss_weight: weight of the MLM loss (Eq. 11; 1 in the paper and code, 0 disables it).
+        mlm_probability: share of eligible tokens the MLM loss is computed on.
+        decode_threshold: probability above which a label is predicted (0.5 = ``score > 0``).
+        hierarchy_consistent: predict a label only when one of its parents is predicted.
+    """
+
+    model_type = "hpt"
+
+    label_parents: list = field(default_factory=list)
+    label_token_offset: int = 0
+    cls_token_id: int = 101
+    sep_token_id: int = 102
+    mask_token_id: int = 103
+    template_text_sep: bool = True
+    zmlce_mode: str = "per_depth"
+    mlm_eligible: str = "text"
+    label_init: str = "mean"
+    graph_edges: str = "undirected"
+    graph_layers: int = 1
+    graph_dropout: float | None = None
+    mlm_loss_weight: float = 1.0
+    mlm_probability: float = 0.15
+    decode_threshold: float = 0.5
+    hierarchy_consistent: bool = False
+
+    def __post_init__(self, **kwargs: object) -> None:
+        super().__post_init__(**kwargs)
+        choices = {"zmlce_mode": ("per_depth", "per_example_global"), "mlm_eligible": ("text", "ordinary"),
+                   "label_init": ("mean", "mean_with_special"), "graph_edges": ("undirected", "parent_to_child")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"HPTConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.label_parents and len(self.label_parents) != len(self.id2label):
+            raise ValueError(f"label_parents has {len(self.label_parents)} entries but id2label has "
+                             f"{len(self.id2label)} labels")
+
+    # ------------------------------------------------------------- hierarchy bookkeeping
+    @property
+    def label_levels(self) -> list[int]:
+        """1-based level (HPT's "layer") per label: one below its deepest parent (ids are level-major)."""
+        levels: list[int] = []
+        for i, parents in enumerate(self.label_parents):
+            if any(p >= i for p in parents):
+                raise ValueError(f"label {i} ({self.id2label[i]!r}) has a parent with an id >= its own; "
+                                 "ids must be level-major (parents first)")
+            levels.append(1 + max((levels[p] for p in parents), default=0))
+        return levels
+
+    @property
+    def depth(self) -> int:
+        return max(self.label_levels, default=0)
+
+    @property
+    def virtual_token_ids(self) -> list[int]:
+        """Ids of ``V_1 .. V_D`` in the extended vocabulary."""
+        start = self.label_token_offset + self.num_labels
+        return list(range(start, start + self.depth))
+
+    @property
+    def pred_token_id(self) -> int:
+        return self.label_token_offset + self.num_labels + self.depth

@@ -1,0 +1,296 @@
+"""HPTForHierarchicalClassification: hierarchy-aware prompt tuning (Wang et al., EMNLP 2022).
+
+The encoder reads ``[CLS] text [SEP] V_1 [PRED] ... V_D [PRED] [SEP]`` (template.py). The virtual depth
+tokens ``V_d`` enter BERT after a GAT over label words + virtual nodes (graph.py, Eq. 4-5). At the ``[PRED]``
+of depth ``d`` the MLM head scores the label words of depth ``d`` (the verbalizer):
+``score(d, l) = <transform(h_[PRED]_d), e_l> + b_mlm[l] + b_l``, trained with ZMLCE (losses.py, Eq. 9-10)
+plus an MLM loss on 15 % of the text (Eq. 11). A label is predicted when its score is > 0.
+
+Vocabulary layout: ``[base vocab | L label words | D virtual tokens | [PRED]]`` in one word-embedding table,
+tied to the MLM decoder; the input side replaces ``V_d`` by its GAT output, the output side uses the raw
+label rows (as the authors' code).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import BertConfig, BertModel, BertPreTrainedModel
+from transformers import initialization as init
+from transformers.models.bert.modeling_bert import BertPredictionHeadTransform
+from transformers.utils import ModelOutput
+
+from .configuration_hpt import HPTConfig
+from .graph import GraphAttentionLayer, HierarchyInjection, hierarchy_adjacency
+from .losses import zmlce
+from .template import build_prompt_inputs, template_token_ids
+
+logger = logging.getLogger(__name__)
+BERT_CONFIG_KEYS = frozenset(BertConfig().to_dict()) - {"architectures", "id2label", "label2id", "model_type",
+                                                     "transformers_version", "vocab_size"}
+
+
+@dataclass
+class HPTOutput(ModelOutput):
+    """``loss`` (ZMLCE + weighted MLM when training), ``logits`` ``[B, L]``: each label's score at its depth."""
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    classification_loss: torch.Tensor | None = None
+    mlm_loss: torch.Tensor | None = None
+
+
+@dataclass
+class HPTDecodeOutput(ModelOutput):
+    """``probabilities`` ``[B, L]`` (sigmoid of the scores), ``selected`` ``[B, L]`` bool, ``logits`` ``[B, L]``."""
+
+    probabilities: torch.Tensor | None = None
+    selected: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+
+
+class HPTPromptHead(nn.Module):
+    """MLM transform + decoder tied to the word embeddings + bias (the pretrained MLM head where it exists)."""
+
+    def __init__(self, config: HPTConfig) -> None:
+        super().__init__()
+        self.transform = BertPredictionHeadTransform(config)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def forward(self, hidden: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
+        """``[..., H]`` -> ``[..., V]`` scores over the vocabulary rows ``rows`` (all by default)."""
+        rows = rows or slice(None)
+        return F.linear(self.transform(hidden), self.decoder.weight[rows], self.bias[rows])
+
+
+class HPTForHierarchicalClassification(BertPreTrainedModel):
+    config_class = HPTConfig
+    _tied_weights_keys = {"cls.decoder.weight": "bert.embeddings.word_embeddings.weight"}
+    _supports_flash_attn = False
+    _supports_flex_attn = False
+    accepts_loss_kwargs = False  # the loss is a mean: the Trainer must scale it for gradient accumulation
+
+    def __init__(self, config: HPTConfig) -> None:
+        super().__init__(config)
+        self.depth = config.depth
+        self.template_length = 2 * self.depth + 1
+        if self.template_length + 3 > config.max_position_embeddings:
+            raise ValueError(f"the taxonomy has {self.depth} levels: the {self.template_length}-token template "
+                             f"leaves no room for text in {config.max_position_embeddings} positions")
+        expected_vocab = config.label_token_offset + config.num_labels + self.depth + 1
+        if config.vocab_size != expected_vocab:
+            raise ValueError(f"vocab_size must be label_token_offset + labels + depth + 1 = {expected_vocab} "
+                             f"([PRED] last), got {config.vocab_size}")
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.cls = HPTPromptHead(config)
+        dropout = config.attention_probs_dropout_prob if config.graph_dropout is None else config.graph_dropout
+        self.graph = HierarchyInjection(config.hidden_size, config.graph_layers, dropout)
+        self.label_bias = nn.Parameter(torch.zeros(config.num_labels))  # verbalizer bias b_l (§4.2)
+        self._index_cache: dict[torch.device, dict[str, torch.Tensor]] = {}
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, GraphAttentionLayer):  # GATConv's glorot init (children were set first)
+            init.xavier_uniform_(module.linear.weight)
+            bound = math.sqrt(6.0 / (1 + module.attention_source.numel()))
+            init.uniform_(module.attention_source, -bound, bound)
+            init.uniform_(module.attention_target, -bound, bound)
+            init.zeros_(module.bias)
+        elif isinstance(module, HPTForHierarchicalClassification):  # the code's U(+-1/sqrt(H)) "multiclass_bias"
+            bound = 1 / math.sqrt(self.config.hidden_size)
+            init.uniform_(module.label_bias, -bound, bound)
+
+    def _indices(self) -> dict[str, torch.Tensor]:
+        """Tensors derived from the config once per device (not buffers, which a meta-device load would
+        leave uninitialised)."""
+        device = self.bert.embeddings.word_embeddings.weight.device
+        if device not in self._index_cache:
+            config = self.config
+            levels = torch.tensor(config.label_levels, dtype=torch.long, device=device)
+            parents = torch.zeros(config.num_labels, config.num_labels, device=device)  # P[child, parent] = 1
+            for child, ids in enumerate(config.label_parents):
+                parents[child, list(ids)] = 1.0
+            self._index_cache[device] = {
+                "label_levels": levels,
+                "depth_groups": levels[None, :] == torch.arange(1, self.depth + 1, device=device)[:, None],
+                "adjacency": hierarchy_adjacency(config.label_parents, config.label_levels,
+                                                 directed=config.graph_edges == "parent_to_child").to(device),
+                "template": torch.tensor(template_token_ids(config.virtual_token_ids, config.pred_token_id,
+                                                            config.sep_token_id), device=device),
+                "parent_matrix": parents,
+            }
+        return self._index_cache[device]
+
+    @property
+    def label_levels(self) -> torch.Tensor:
+        """``[L]`` 1-based depth per label."""
+        return self._indices()["label_levels"]
+
+    @property
+    def max_text_length(self) -> int:
+        """Longest ``[CLS] text [SEP]`` that fits before the template."""
+        return self.config.max_position_embeddings - self.template_length
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def from_encoder(cls, encoder_name_or_path: str, label_names: list[str], label_parents: list[list[int]],
+                     tokenizer=None, label_descriptions: list[str] | None = None,
+                     **config_overrides: object) -> HPTForHierarchicalClassification:
+        """Build HPT on a pretrained BERT-family encoder (its MLM head where the checkpoint has one, a fresh
+        transform otherwise, e.g. all-MiniLM-L6-v2).
+
+        Label words are initialised from ``label_descriptions`` (default: the last ``/`` segment of each name)
+        as the mean of their word-piece embeddings (``label_init="mean_with_special"``: of ``[CLS] name
+        [SEP]``, as the authors' code), the virtual tokens from N(0, initializer_range), ``[PRED]`` from
+        ``[MASK]`` (reference §2.4).
+        """
+        from transformers import AutoTokenizer, BertForMaskedLM
+
+        tokenizer = tokenizer or AutoTokenizer.from_pretrained(encoder_name_or_path)
+        mlm = BertForMaskedLM.from_pretrained(encoder_name_or_path)
+        base_vocab = mlm.config.vocab_size
+        encoder_settings = {k: v for k, v in mlm.config.to_dict().items() if k in BERT_CONFIG_KEYS}
+        parents = [list(p) for p in label_parents]
+        probe = HPTConfig(id2label=dict(enumerate(label_names)), label_parents=parents)
+        config = HPTConfig(
+            **encoder_settings, vocab_size=base_vocab + len(label_names) + probe.depth + 1,
+            id2label=dict(enumerate(label_names)), label_parents=parents, label_token_offset=base_vocab,
+            cls_token_id=tokenizer.cls_token_id, sep_token_id=tokenizer.sep_token_id,
+            mask_token_id=tokenizer.mask_token_id, **config_overrides,
+        )
+        model = cls(config)
+        word_rows = mlm.bert.embeddings.word_embeddings.weight.detach()
+        with torch.no_grad():
+            encoder_state = {k: v for k, v in mlm.bert.state_dict().items() if "word_embeddings" not in k}
+            result = model.bert.load_state_dict(encoder_state, strict=False)
+            missing = [k for k in result.missing_keys if "word_embeddings" not in k]
+            if missing or result.unexpected_keys:
+                raise RuntimeError(f"{encoder_name_or_path} is not a BERT encoder HPT can wrap: missing {missing}, "
+                                   f"unexpected {result.unexpected_keys}")
+            table = model.bert.embeddings.word_embeddings.weight
+            table[:base_vocab] = word_rows
+            model.cls.transform.load_state_dict(mlm.cls.predictions.transform.state_dict())
+            model.cls.bias.zero_()
+            model.cls.bias[:base_vocab] = mlm.cls.predictions.bias.detach()
+            names = label_descriptions or [name.rsplit("/", 1)[-1] for name in label_names]
+            with_special = config.label_init == "mean_with_special"
+            for i, name in enumerate(names):
+                pieces = tokenizer(name, add_special_tokens=with_special)["input_ids"] or [tokenizer.unk_token_id]
+                table[base_vocab + i] = word_rows[pieces].mean(0)
+            table[config.virtual_token_ids] = torch.randn(config.depth, config.hidden_size) * config.initializer_range
+            table[config.pred_token_id] = word_rows[tokenizer.mask_token_id]
+        model.tie_weights()
+        return model
+
+    # ---------------------------------------------------------------- encoding
+    def _prompt_embeddings(self, prompt_ids: torch.Tensor) -> torch.Tensor:
+        """``[B, S']`` ids -> ``[B, S', H]`` word embeddings with each ``V_d`` replaced by its GAT output."""
+        config = self.config
+        table = self.bert.embeddings.word_embeddings.weight
+        offset, num_labels = config.label_token_offset, config.num_labels
+        nodes = table[offset : offset + num_labels + self.depth]  # label words then virtual tokens
+        virtual = self.graph(nodes, self._indices()["adjacency"])[num_labels:]  # [D, H]: t'_d (Eq. 5)
+        embeds = F.embedding(prompt_ids, table)
+        virtual_index = prompt_ids - (offset + num_labels)
+        is_virtual = (virtual_index >= 0) & (virtual_index < self.depth)
+        return torch.where(is_virtual[..., None], virtual[virtual_index.clamp(0, self.depth - 1)], embeds)
+
+    def _mlm_corruption(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
+                        text_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """BERT's 80/10/10 corruption of ``mlm_probability`` of the eligible tokens (§4.2).
+        Returns the corrupted ids and ``[B, S']`` bool, the positions the MLM loss is computed on."""
+        config = self.config
+        special = torch.tensor([config.cls_token_id, config.sep_token_id, config.pad_token_id or 0],
+                               device=prompt_ids.device)
+        if config.mlm_eligible == "text":  # the text's words only (paper)
+            eligible = text_mask & ~torch.isin(prompt_ids, special)
+        else:  # every ordinary token, [CLS] and the template's [SEP] included (authors' code)
+            eligible = prompt_mask.bool() & (prompt_ids < config.label_token_offset)
+        u = torch.rand(prompt_ids.shape, device=prompt_ids.device)
+        chosen = eligible & (u < config.mlm_probability)
+        share = u / config.mlm_probability  # uniform in [0, 1) on the chosen positions
+        first_word = int(max(config.cls_token_id, config.sep_token_id, config.mask_token_id)) + 1
+        random_ids = torch.randint_like(prompt_ids, first_word, config.label_token_offset)
+        corrupted = torch.where(chosen & (share < 0.8), config.mask_token_id, prompt_ids)
+        corrupted = torch.where(chosen & (share >= 0.9), random_ids, corrupted)
+        return corrupted, chosen
+
+    # ---------------------------------------------------------------- forward (Eq. 9-11)
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> HPTOutput:
+        """Score every label at its depth's ``[PRED]``; with ``labels``, ZMLCE (+ MLM loss in training).
+
+        Args:
+            input_ids, attention_mask: ``[B, S]`` tokenized ``[CLS] text [SEP]`` (right-padded).
+            token_type_ids: accepted for tokenizer compatibility and ignored (the prompt is one segment).
+            labels: ``[B, L]`` ancestor-closed multi-hot (taxonomy id order).
+        Returns: ``loss`` (scalar, with ``labels``) and ``logits`` ``[B, L]``.
+        """
+        config = self.config
+        if labels is not None and labels.shape[-1] != config.num_labels:
+            raise ValueError(f"labels have {labels.shape[-1]} columns but the model has {config.num_labels} "
+                             "labels; encode them with the taxonomy the model was built from")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if input_ids.shape[1] > self.max_text_length + (0 if config.template_text_sep else 1):
+            logger.warning_once(f"HPT: texts longer than {self.max_text_length} tokens are truncated to leave "
+                                "room for the prompt template")
+        prompt_ids, prompt_mask, pred_positions, text_mask = build_prompt_inputs(
+            input_ids, attention_mask, self._indices()["template"], config.max_position_embeddings,
+            config.sep_token_id, config.pad_token_id or 0, keep_text_sep=config.template_text_sep)
+        model_ids, mlm_positions = prompt_ids, None
+        if self.training and labels is not None and config.mlm_loss_weight > 0:
+            model_ids, mlm_positions = self._mlm_corruption(prompt_ids, prompt_mask, text_mask)
+        hidden = self.bert(inputs_embeds=self._prompt_embeddings(model_ids), attention_mask=prompt_mask,
+                           token_type_ids=torch.zeros_like(model_ids)).last_hidden_state  # [B, S', H]
+        logits = self._label_scores(hidden, pred_positions)
+        if labels is None:
+            return HPTOutput(logits=logits)
+        groups = self._indices()["depth_groups"]
+        if config.zmlce_mode == "per_example_global":  # the authors' code: one ZMLCE over all L labels
+            groups = groups.any(0, keepdim=True)
+        classification_loss = zmlce(logits, labels, groups)
+        loss, mlm_loss = classification_loss, None
+        if mlm_positions is not None and mlm_positions.any():  # Eq. 11, over the extended vocabulary (code)
+            mlm_logits = self.cls(hidden[mlm_positions])
+            mlm_loss = F.cross_entropy(mlm_logits.float(), prompt_ids[mlm_positions])
+            loss = loss + config.mlm_loss_weight * mlm_loss
+        return HPTOutput(loss=loss, logits=logits, classification_loss=classification_loss, mlm_loss=mlm_loss)
+
+    def _label_scores(self, hidden: torch.Tensor, pred_positions: torch.Tensor) -> torch.Tensor:
+        """The verbalizer: ``[B, S', H]`` hidden states -> ``[B, L]``, label ``l`` scored at the ``[PRED]`` of its
+        depth: ``<transform(h), e_l> + b_mlm[l] + b_l`` (raw label rows, reference §2.6)."""
+        offset, num_labels = self.config.label_token_offset, self.config.num_labels
+        pred_hidden = hidden.gather(1, pred_positions[..., None].expand(-1, -1, hidden.shape[-1]))  # [B, D, H]
+        per_depth = self.cls(pred_hidden, slice(offset, offset + num_labels)) + self.label_bias  # [B, D, L]
+        depth_index = (self.label_levels - 1).expand(hidden.shape[0], 1, -1)
+        return per_depth.gather(1, depth_index).squeeze(1)
+
+    # ---------------------------------------------------------------- prediction (reference §2.7)
+    @torch.no_grad()
+    def decode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+               token_type_ids: torch.Tensor | None = None, threshold: float | None = None,
+               hierarchy_consistent: bool | None = None) -> HPTDecodeOutput:
+        """One forward; a label is selected when ``sigmoid(score) > threshold`` (0.5: ``score > 0``). With
+        ``hierarchy_consistent`` a label below the top level also needs a selected parent (depth by depth).
+
+        Returns: :class:`HPTDecodeOutput` with ``[B, L]`` probabilities, selection and logits.
+        """
+        threshold = self.config.decode_threshold if threshold is None else threshold
+        consistent = self.config.hierarchy_consistent if hierarchy_consistent is None else hierarchy_consistent
+        logits = self.forward(input_ids, attention_mask, token_type_ids).logits
+        probabilities = torch.sigmoid(logits)
+        selected = probabilities > threshold
+        if consistent:
+            parent_matrix = self._indices()["parent_matrix"]
+            for level in range(2, self.depth + 1):
+                has_parent = (selected.to(parent_matrix.dtype) @ parent_matrix.T) > 0
+                selected &= (self.label_levels != level)[None, :] | has_parent
+        return HPTDecodeOutput(probabilities=probabilities, selected=selected, logits=logits)
