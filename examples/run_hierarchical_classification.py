@@ -1,12 +1,18 @@
 #!/usr/bin/env python
 """Fine-tune a hierarchical text classifier with the Trainer, shaped like transformers' ``run_glue.py``.
 
-    python examples/run_hierarchical_classification.py --model_type flat --output_dir runs/flat
+    python examples/run_hierarchical_classification.py --model_type hbgl --output_dir runs/hbgl \\
+        --do_train --do_eval --do_predict --eval_strategy epoch --save_strategy epoch --load_best_model_at_end
 
-Defaults: the embedded ICD-10-CM demo data (``examples/data/icd10cm``) and the embedded all-MiniLM-L6-v2
-encoder (``--model_name_or_path embedded-minilm``, from the ``demo`` extra). Writes ``all_results.json``
-(``eval_*``/``test_*`` micro/macro-F1 and the hierarchical metrics), ``test_predictions.jsonl`` (label names)
-and the model folder to ``--output_dir``.
+``--model_type``: ``hbgl`` (Jiang et al. 2022), ``hpt`` (Wang et al. 2022) or ``flat`` (the stock
+``AutoModelForSequenceClassification`` multi-label baseline). Defaults: the embedded ICD-10-CM demo data
+(``examples/data/icd10cm``) and the embedded all-MiniLM-L6-v2 encoder (``--model_name_or_path embedded-minilm``,
+from the ``demo`` extra). Multi-GPU / multi-CPU: ``accelerate launch`` or ``torchrun`` this script.
+
+Writes to ``--output_dir``: ``all_results.json`` (``eval_*``/``test_*`` micro/macro-F1 and the hierarchical
+metrics), ``test_predictions.jsonl`` (label names and scores) and the model folder (safetensors, model code,
+tokenizer, the ``hierarchical-text-classification`` pipeline and a model card), which reloads with
+``AutoModel.from_pretrained(dir, trust_remote_code=True)`` and ``pipeline(model=dir, trust_remote_code=True)``.
 """
 
 from __future__ import annotations
@@ -20,30 +26,49 @@ from pathlib import Path
 import numpy as np
 import transformers
 from transformers import (
+    AutoConfig,
+    AutoModel,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     DataCollatorWithPadding,
     HfArgumentParser,
-    Trainer,
     TrainingArguments,
     set_seed,
 )
 
+from hbgl_hf import HBGLForHierarchicalClassification
+from hpt_hf import HPTForHierarchicalClassification
 from htc_tools.data import load_dataset_dir, tokenize_dataset
-from htc_tools.training import EMBEDDED_ENCODER, make_compute_metrics, resolve_model_path, selections_to_names, sigmoid
+from htc_tools.hub import push_model_folder, save_model_folder
+from htc_tools.trainer import HierarchicalTrainer
+from htc_tools.training import EMBEDDED_ENCODER, make_compute_metrics, resolve_model_path, selections_to_names
 
 logger = logging.getLogger(__name__)
 DEFAULT_DATA = str(Path(__file__).resolve().parent / "data" / "icd10cm")
+MODEL_CLASSES = {"hbgl": HBGLForHierarchicalClassification, "hpt": HPTForHierarchicalClassification}
 
 
 @dataclass
 class ModelArguments:
-    model_type: str = field(default="flat", metadata={"help": "flat: AutoModelForSequenceClassification, multi-label"})
+    model_type: str = field(default="hbgl", metadata={"help": "hbgl, hpt or flat", "choices": ["hbgl", "hpt", "flat"]})
     model_name_or_path: str = field(
         default=EMBEDDED_ENCODER,
-        metadata={"help": f"local folder or Hub id of a BERT-family encoder; '{EMBEDDED_ENCODER}': the embedded one"},
+        metadata={"help": f"a BERT-family encoder (local folder or Hub id; '{EMBEDDED_ENCODER}': the embedded "
+                          "all-MiniLM-L6-v2), or a trained model folder of the same --model_type to continue from"},
     )
-    threshold: float = field(default=0.5, metadata={"help": "select labels with probability > threshold"})
+    config_overrides: str | None = field(
+        default=None,
+        metadata={"help": "method switches as 'key=value,key=value', e.g. HBGL 'loss_columns=all,label_init=sum', "
+                          "HPT 'zmlce_mode=per_example_global,template_text_sep=false' (see the config docstrings)"},
+    )
+    threshold: float | None = field(default=None, metadata={"help": "select labels with probability > threshold "
+                                                                    "(default: the model's, 0.5)"})
+    hierarchy_consistent: bool = field(default=False,
+                                       metadata={"help": "predict a label only below a selected parent"})
+    label_pretraining_steps: int = field(default=0, metadata={"help": "HBGL: label-embedding pre-training steps "
+                                                                      "(paper: 300-1000) before fine-tuning"})
+    label_pretraining_learning_rate: float = field(default=1e-3)
+    label_pretraining_batch_size: int = field(default=32)
 
 
 @dataclass
@@ -53,53 +78,103 @@ class DataArguments:
     max_seq_length: int = field(default=128)
     unknown_labels: str = field(default="error", metadata={"help": "'error' or 'drop' (logged with a count)"})
     max_train_samples: int | None = field(default=None)
+    max_eval_samples: int | None = field(default=None)
+
+
+def parse_overrides(text: str | None) -> dict[str, object]:
+    """``"a=1,b=false,c=level"`` -> ``{"a": 1, "b": False, "c": "level"}`` (JSON values, else strings)."""
+    overrides: dict[str, object] = {}
+    for item in filter(None, (text or "").split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--config_overrides: expected key=value, got {item!r}")
+        try:
+            overrides[key.strip()] = json.loads(value.strip())
+        except json.JSONDecodeError:
+            overrides[key.strip()] = value.strip()
+    return overrides
+
+
+def build_model(model_args: ModelArguments, taxonomy, tokenizer, path: str):
+    """A new model on an encoder, or a trained HBGL/HPT folder of ``--model_type`` (hierarchy checked)."""
+    overrides = parse_overrides(model_args.config_overrides)
+    if model_args.model_type == "flat":
+        return AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=taxonomy.num_labels, problem_type="multi_label_classification",
+            id2label=dict(enumerate(taxonomy.labels)), label2id=taxonomy.label2id, **overrides)
+    config = AutoConfig.from_pretrained(path, trust_remote_code=True)
+    if config.model_type in MODEL_CLASSES:
+        if config.model_type != model_args.model_type:
+            raise ValueError(f"{path} holds a {config.model_type} model, not --model_type {model_args.model_type}")
+        if [config.id2label[i] for i in range(len(config.id2label))] != list(taxonomy.labels):
+            raise ValueError(f"{path} was trained on another taxonomy than {taxonomy.num_labels} labels given")
+        return AutoModel.from_pretrained(path, trust_remote_code=True, **overrides)
+    return MODEL_CLASSES[model_args.model_type].from_encoder(
+        path, list(taxonomy.labels), [list(p) for p in taxonomy.parents], tokenizer=tokenizer, **overrides)
+
+
+def write_predictions(path: Path, texts: list[str], predictions: tuple[np.ndarray, np.ndarray], taxonomy) -> None:
+    selected, probabilities = predictions
+    with open(path, "w", encoding="utf-8") as f:
+        for text, names, row, on in zip(texts, selections_to_names(selected, taxonomy), probabilities, selected,
+                                        strict=True):
+            scores = [round(float(p), 4) for p in row[np.flatnonzero(on)]]
+            f.write(json.dumps({"text": text, "labels": names, "scores": scores}, ensure_ascii=False) + "\n")
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--metric_for_best_model" not in argv:  # model selection by macro-F1 (HPT §5.1), as the Trainer subclass
+        argv += ["--metric_for_best_model", "macro_f1"]
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity_warning()
-    if model_args.model_type != "flat":
-        raise ValueError(f"--model_type {model_args.model_type!r} is not available; choose from ['flat']")
     set_seed(training_args.seed)
+    # --push_to_hub: one push of the final folder with our model card (below), not the Trainer's checkpoint pushes
+    push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False
 
     splits, taxonomy = load_dataset_dir(data_args.dataset_dir, data_args.taxonomy_file,
                                         unknown_labels=data_args.unknown_labels)
-    if data_args.max_train_samples:
-        splits["train"] = splits["train"].select(range(min(data_args.max_train_samples, len(splits["train"]))))
-    test_texts = splits["test"]["text"] if "test" in splits else []
-    encoder = resolve_model_path(model_args.model_name_or_path)
-    tokenizer = AutoTokenizer.from_pretrained(encoder)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        encoder, num_labels=taxonomy.num_labels, problem_type="multi_label_classification",
-        id2label=dict(enumerate(taxonomy.labels)), label2id=taxonomy.label2id,
-    )
+    for split, limit in (("train", data_args.max_train_samples), ("dev", data_args.max_eval_samples),
+                         ("test", data_args.max_eval_samples)):
+        if limit and split in splits:
+            splits[split] = splits[split].select(range(min(limit, len(splits[split]))))
+    path = resolve_model_path(model_args.model_name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = build_model(model_args, taxonomy, tokenizer, path)
     tokenized = tokenize_dataset(splits, tokenizer, data_args.max_seq_length)
-    trainer = Trainer(
+    trainer = HierarchicalTrainer(
         model=model, args=training_args, train_dataset=tokenized["train"], eval_dataset=tokenized.get("dev"),
         processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=make_compute_metrics(taxonomy, model_args.threshold),
+        compute_metrics=make_compute_metrics(taxonomy), decode_threshold=model_args.threshold,
+        hierarchy_consistent=model_args.hierarchy_consistent or None,
+        label_pretraining_steps=model_args.label_pretraining_steps,
+        label_pretraining_learning_rate=model_args.label_pretraining_learning_rate,
+        label_pretraining_batch_size=model_args.label_pretraining_batch_size,
     )
     results: dict[str, float] = {}
     if training_args.do_train:
-        train_result = trainer.train()
-        trainer.save_model()
-        results.update({f"train_{k}" if not k.startswith("train") else k: v for k, v in train_result.metrics.items()})
+        train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        results.update({k if k.startswith("train") else f"train_{k}": v for k, v in train_result.metrics.items()})
     if training_args.do_eval and "dev" in tokenized:
         results.update(trainer.evaluate(tokenized["dev"], metric_key_prefix="eval"))
+    out_dir = Path(training_args.output_dir)
     if training_args.do_predict and "test" in tokenized:
         output = trainer.predict(tokenized["test"], metric_key_prefix="test")
         results.update(output.metrics)
-        selected = sigmoid(np.asarray(output.predictions)) > model_args.threshold
-        out_dir = Path(training_args.output_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with open(out_dir / "test_predictions.jsonl", "w", encoding="utf-8") as f:
-            for text, names in zip(test_texts, selections_to_names(selected, taxonomy), strict=True):
-                f.write(json.dumps({"text": text, "labels": names}, ensure_ascii=False) + "\n")
+        if trainer.is_world_process_zero():
+            out_dir.mkdir(parents=True, exist_ok=True)
+            write_predictions(out_dir / "test_predictions.jsonl", list(splits["test"]["text"]), output.predictions,
+                              taxonomy)
     if trainer.is_world_process_zero():
-        Path(training_args.output_dir).mkdir(parents=True, exist_ok=True)
-        (Path(training_args.output_dir) / "all_results.json").write_text(json.dumps(results, indent=2))
+        card = {"base_model": model_args.model_name_or_path, "dataset_name": Path(data_args.dataset_dir).name,
+                "results": results}
+        save_model_folder(trainer.model, tokenizer, out_dir, **card)
+        (out_dir / "all_results.json").write_text(json.dumps(results, indent=2))
+        if push_to_hub:
+            push_model_folder(trainer.model, tokenizer, training_args.hub_model_id or out_dir.name,
+                              token=training_args.hub_token, private=training_args.hub_private_repo, **card)
         for split in ("eval", "test"):
             if f"{split}_micro_f1" in results:
                 print(f"{model_args.model_type} {split}: micro-F1 {results[f'{split}_micro_f1']:.4f} "
@@ -108,4 +183,4 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or None)
+    main()

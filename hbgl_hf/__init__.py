@@ -3,6 +3,7 @@
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
 from .configuration_hbgl import HBGLConfig
+from .hierarchical_pipeline import HierarchicalTextClassificationPipeline
 from .label_pretraining import LabelGraphPretrainer
 from .modeling_hbgl import HBGLDecodeOutput, HBGLForHierarchicalClassification, HBGLOutput
 
@@ -17,5 +18,6 @@ __all__ = [
     "HBGLDecodeOutput",
     "HBGLForHierarchicalClassification",
     "HBGLOutput",
+    "HierarchicalTextClassificationPipeline",
     "LabelGraphPretrainer",
 ]

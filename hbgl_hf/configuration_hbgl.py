@@ -16,6 +16,9 @@ loss_columns           "level": level h's labels (Eq. 8)        "all": every lab
 empty_level_input      "sep": e_[SEP] (Eq. 11)                  "zero": a zero vector
 target_mask_prob       0.5 (s2s-ft default, not in the paper)   0.5
 decode_threshold       0.5 (Eq. 11-12)                          0.5
+loss_reduction         "example": BCE mean per example, then    "batch": one mean over every scored entry
+                       over examples (not specified in the      of the batch (examples with longer paths
+                       paper; exact under gradient accumulation) weigh more; GA-exact only for equal paths)
 =====================  =======================================  ==========================================
 """
 
@@ -54,12 +57,14 @@ class HBGLConfig(BertConfig):
     empty_level_input: str = "sep"
     target_mask_prob: float = 0.5
     decode_threshold: float = 0.5
+    loss_reduction: str = "example"
     hierarchy_consistent: bool = False
 
     def __post_init__(self, **kwargs: object) -> None:
         super().__post_init__(**kwargs)
         choices = {"label_init": ("mean", "sum"), "cpt_target_mode": ("intended", "hbgl_shifted"),
-                   "loss_columns": ("level", "all"), "empty_level_input": ("sep", "zero")}
+                   "loss_columns": ("level", "all"), "empty_level_input": ("sep", "zero"),
+                   "loss_reduction": ("example", "batch")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"HBGLConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")

@@ -77,6 +77,12 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         if self.num_level_slots * 2 + 2 > config.max_position_embeddings:
             raise ValueError(f"the taxonomy has {self.depth} levels: {self.num_level_slots} label slots do not "
                              f"fit in {config.max_position_embeddings} positions")
+        # the stock text-classification pipeline needs this auto_map entry (hf-notes §2.2); AutoModel's is
+        # added on save by register_for_auto_class
+        sequence_classification = {"AutoModelForSequenceClassification": f"modeling_hbgl.{type(self).__name__}"}
+        config.auto_map = {**(getattr(config, "auto_map", None) or {}), **sequence_classification}
+        if config.problem_type is None:  # the stock pipeline then applies a sigmoid
+            config.problem_type = "multi_label_classification"
         self.bert = BertModel(config, add_pooling_layer=False)
         self.cls = HBGLLabelHead(config)
         self._index_cache: dict[torch.device, dict[str, torch.Tensor]] = {}
@@ -147,12 +153,12 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         mlm = BertForMaskedLM.from_pretrained(encoder_name_or_path)
         base_vocab = mlm.config.vocab_size
         settings = {k: v for k, v in mlm.config.to_dict().items() if k in BERT_CONFIG_KEYS}
-        config = HBGLConfig(
-            **settings, vocab_size=base_vocab + len(label_names), id2label=dict(enumerate(label_names)),
-            label_parents=[list(p) for p in label_parents], label_token_offset=base_vocab,
-            cls_token_id=tokenizer.cls_token_id, sep_token_id=tokenizer.sep_token_id,
-            mask_token_id=tokenizer.mask_token_id, **config_overrides,
-        )
+        config = HBGLConfig(**{
+            **settings, "vocab_size": base_vocab + len(label_names), "id2label": dict(enumerate(label_names)),
+            "label_parents": [list(p) for p in label_parents], "label_token_offset": base_vocab,
+            "cls_token_id": tokenizer.cls_token_id, "sep_token_id": tokenizer.sep_token_id,
+            "mask_token_id": tokenizer.mask_token_id, **config_overrides,
+        })
         model = cls(config)
         base_embeddings = mlm.bert.embeddings.word_embeddings.weight.detach()
         with torch.no_grad():
@@ -267,7 +273,11 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         targets[:, : self.depth, 1:] = gold
         targets[..., 0] = is_stop.to(scores.dtype)
         weight = (self.column_mask[None] & slot_mask[..., None]).to(scores.dtype)
-        loss = F.binary_cross_entropy_with_logits(scores, targets, weight=weight, reduction="sum") / weight.sum()
+        entries = F.binary_cross_entropy_with_logits(scores, targets, weight=weight, reduction="none")
+        if self.config.loss_reduction == "example":  # mean per example, then over examples: GA-exact
+            loss = (entries.sum((1, 2)) / weight.sum((1, 2))).mean()
+        else:  # the authors' code: one mean over every scored entry of the batch
+            loss = entries.sum() / weight.sum()
         logits = scores[:, :, 1:].gather(1, (self.label_levels - 1).expand(b, 1, -1)).squeeze(1)
         return HBGLOutput(loss=loss, logits=logits)
 

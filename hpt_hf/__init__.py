@@ -3,6 +3,7 @@
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
 from .configuration_hpt import HPTConfig
+from .hierarchical_pipeline import HierarchicalTextClassificationPipeline
 from .modeling_hpt import HPTDecodeOutput, HPTForHierarchicalClassification, HPTOutput
 
 HPTConfig.register_for_auto_class()
@@ -11,4 +12,10 @@ AutoConfig.register("hpt", HPTConfig, exist_ok=True)
 AutoModel.register(HPTConfig, HPTForHierarchicalClassification, exist_ok=True)
 AutoModelForSequenceClassification.register(HPTConfig, HPTForHierarchicalClassification, exist_ok=True)
 
-__all__ = ["HPTConfig", "HPTDecodeOutput", "HPTForHierarchicalClassification", "HPTOutput"]
+__all__ = [
+    "HPTConfig",
+    "HPTDecodeOutput",
+    "HPTForHierarchicalClassification",
+    "HPTOutput",
+    "HierarchicalTextClassificationPipeline",
+]

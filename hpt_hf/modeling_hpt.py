@@ -87,6 +87,12 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
         if config.vocab_size != expected_vocab:
             raise ValueError(f"vocab_size must be label_token_offset + labels + depth + 1 = {expected_vocab} "
                              f"([PRED] last), got {config.vocab_size}")
+        # the stock text-classification pipeline needs this auto_map entry (hf-notes §2.2); AutoModel's is
+        # added on save by register_for_auto_class
+        sequence_classification = {"AutoModelForSequenceClassification": f"modeling_hpt.{type(self).__name__}"}
+        config.auto_map = {**(getattr(config, "auto_map", None) or {}), **sequence_classification}
+        if config.problem_type is None:  # the stock pipeline then applies a sigmoid
+            config.problem_type = "multi_label_classification"
         self.bert = BertModel(config, add_pooling_layer=False)
         self.cls = HPTPromptHead(config)
         dropout = config.attention_probs_dropout_prob if config.graph_dropout is None else config.graph_dropout
@@ -159,12 +165,12 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
         encoder_settings = {k: v for k, v in mlm.config.to_dict().items() if k in BERT_CONFIG_KEYS}
         parents = [list(p) for p in label_parents]
         probe = HPTConfig(id2label=dict(enumerate(label_names)), label_parents=parents)
-        config = HPTConfig(
-            **encoder_settings, vocab_size=base_vocab + len(label_names) + probe.depth + 1,
-            id2label=dict(enumerate(label_names)), label_parents=parents, label_token_offset=base_vocab,
-            cls_token_id=tokenizer.cls_token_id, sep_token_id=tokenizer.sep_token_id,
-            mask_token_id=tokenizer.mask_token_id, **config_overrides,
-        )
+        config = HPTConfig(**{
+            **encoder_settings, "vocab_size": base_vocab + len(label_names) + probe.depth + 1,
+            "id2label": dict(enumerate(label_names)), "label_parents": parents, "label_token_offset": base_vocab,
+            "cls_token_id": tokenizer.cls_token_id, "sep_token_id": tokenizer.sep_token_id,
+            "mask_token_id": tokenizer.mask_token_id, **config_overrides,
+        })
         model = cls(config)
         word_rows = mlm.bert.embeddings.word_embeddings.weight.detach()
         with torch.no_grad():

@@ -33,13 +33,15 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def make_compute_metrics(taxonomy: Taxonomy, threshold: float = 0.5) -> Callable[[EvalPrediction], dict]:
-    """``compute_metrics`` for the Trainer: predictions are per-label logits ``[N, L]`` (thresholded
-    at ``sigmoid > threshold``) or already a 0/1 selection of the same shape (``decode()`` output)."""
+    """``compute_metrics`` for the Trainer. Predictions are :class:`~htc_tools.trainer.HierarchicalTrainer`'s
+    ``(selected, probabilities)`` pair (the selection is used as is) or a plain Trainer's per-label logits
+    ``[N, L]`` (selected where ``sigmoid > threshold``)."""
 
     def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
-        scores = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-        scores = np.asarray(scores)
-        selected = scores if np.isin(scores, (0, 1)).all() else sigmoid(scores) > threshold
+        if isinstance(prediction.predictions, tuple):
+            selected = np.asarray(prediction.predictions[0]) > 0.5
+        else:
+            selected = sigmoid(np.asarray(prediction.predictions)) > threshold
         return hierarchical_metrics(np.asarray(prediction.label_ids), selected, taxonomy)
 
     return compute_metrics

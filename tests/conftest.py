@@ -161,3 +161,16 @@ def remote_logits(folder: Path, ids, mask, home: Path) -> tuple[str, list]:
     out = run_without_packages(REMOTE_LOGITS, str(folder), json.dumps(ids.tolist()), json.dumps(mask.tolist()),
                                home=home)
     return out["model_type"], out["logits"]
+
+
+@pytest.fixture
+def tiny_encoder_dir(tmp_path: Path, tiny_bert_config, tokenizer) -> Path:
+    """A tiny BERT-with-MLM-head checkpoint + tokenizer saved to a folder, as users pass a Hub encoder."""
+    import torch
+    from transformers import BertForMaskedLM
+
+    torch.manual_seed(0)
+    folder = tmp_path / "tiny-encoder"
+    BertForMaskedLM(tiny_bert_config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -132,16 +132,19 @@ def test_sibling_targets_intended_and_shifted(toy_taxonomy: Taxonomy) -> None:
 
 
 # ------------------------------------------------------------------ training forward
-def test_forward_loss_matches_an_independent_computation() -> None:
-    model = tiny_hbgl(DEPTH4, target_mask_prob=0.0, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+@pytest.mark.parametrize("reduction", ["example", "batch"])
+def test_forward_loss_matches_an_independent_computation(reduction: str) -> None:
+    model = tiny_hbgl(DEPTH4, target_mask_prob=0.0, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                      loss_reduction=reduction)
     ids, mask = padded_batch([7, 4])
     labels = torch.zeros(2, DEPTH4.num_labels)
     labels[0, [DEPTH4.id(n) for n in ("a", "a1", "a11")]] = 1
     out = model(ids, mask, labels=labels)
     # independent: one teacher-forced sequence per example, built by hand, scored level by level
-    total, count = 0.0, 0
+    total, count, per_example = 0.0, 0, []
     rows = model.bert.embeddings.word_embeddings.weight
     for b, n_levels in ((0, 3), (1, 0)):
+        example_total, example_count = float(total), count
         n = int(mask[b].sum())
         level_sums = [rows[BASE_VOCAB + DEPTH4.id(name)] for name in ("a", "a1", "a11")]  # one label per level
         gold = [*level_sums[:n_levels], rows[3]]  # then the stop slot: [SEP]
@@ -160,7 +163,9 @@ def test_forward_loss_matches_an_independent_computation() -> None:
                 target[1:] = labels[b, [c - BASE_VOCAB for c in cols[1:]]]
             total += torch.nn.functional.binary_cross_entropy_with_logits(scores, target, reduction="sum")
             count += len(cols)
-    assert out.loss.item() == pytest.approx((total / count).item(), abs=1e-5)
+        per_example.append((total - example_total) / (count - example_count))
+    expected = sum(per_example) / 2 if reduction == "example" else total / count
+    assert out.loss.item() == pytest.approx(float(expected), abs=1e-5)
 
 
 def test_loss_columns_all_scores_every_label() -> None:

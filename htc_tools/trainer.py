@@ -1,0 +1,120 @@
+"""HierarchicalTrainer: the Trainer for HBGL, HPT and the flat baseline.
+
+- evaluation and ``predict()`` go through the model's ``decode()`` (HBGL: level by level with a KV cache; HPT:
+  one pass), so the reported metrics are those of real inference, not of teacher-forced logits;
+  predictions come back as ``(selected [N, L] 0/1, probabilities [N, L])``;
+- the best checkpoint is chosen by macro-F1 (HPT §5.1) unless ``metric_for_best_model`` says otherwise;
+- ``train()`` runs HBGL's two stages in one call: label-embedding pre-training (Alg. 1, encoder frozen, its
+  own short Trainer run, DDP-safe) then fine-tuning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import Any
+
+import datasets
+import torch
+from torch import nn
+from transformers import Trainer, TrainingArguments
+
+logger = logging.getLogger(__name__)
+
+
+def run_label_pretraining(model: nn.Module, args: TrainingArguments, num_steps: int, learning_rate: float = 1e-3,
+                          batch_size: int = 32) -> list[float]:
+    """HBGL's global stage under the Trainer (and DDP/Accelerate): trains the label rows only, then writes them
+    back into ``model`` and unfreezes it. Returns the logged losses.
+
+    The encoder is frozen *before* the stage's Trainer wraps anything (hf-notes §4.2), the only trainable
+    parameter takes part in every step (``ddp_find_unused_parameters=False``), and batches are served in
+    order so each step's masking ratio grows from ``cpt_mask_ratio_min`` to ``cpt_mask_ratio_max`` (Alg. 1).
+    """
+    from hbgl_hf import LabelGraphPretrainer
+
+    stage = LabelGraphPretrainer(model)
+    world = max(args.world_size, 1)
+    per_step = batch_size * world
+    progress = datasets.Dataset.from_dict({"progress": [i // per_step / num_steps
+                                                        for i in range(num_steps * per_step)]})
+    stage_args = dataclasses.replace(
+        args, output_dir=os.path.join(args.output_dir, "label_pretraining"), max_steps=num_steps,
+        num_train_epochs=1, learning_rate=learning_rate, per_device_train_batch_size=batch_size,
+        gradient_accumulation_steps=1, weight_decay=0.0, warmup_steps=0, lr_scheduler_type="constant",
+        train_sampling_strategy="sequential", eval_strategy="no", save_strategy="no", load_best_model_at_end=False,
+        ddp_find_unused_parameters=False, logging_strategy="steps", logging_steps=max(1, num_steps // 10),
+        report_to="none",
+        activation_checkpointing=False, push_to_hub=False, torch_compile=False,
+    )
+    trainer = Trainer(model=stage, args=stage_args, train_dataset=progress)
+    trainer.train()
+    stage.commit()
+    return [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+
+
+class HierarchicalTrainer(Trainer):
+    """A :class:`~transformers.Trainer` that evaluates hierarchical models by their ``decode()``.
+
+    Args (beyond the Trainer's):
+        decode_threshold: selection threshold on probabilities (None: the model config's; flat models: 0.5).
+        hierarchy_consistent: decode a label only below a selected parent (None: the model config's).
+        label_pretraining_steps: HBGL's global stage before fine-tuning (0 skips it; other models ignore it).
+        label_pretraining_learning_rate, label_pretraining_batch_size: its budget (paper: lr 1e-3 or 1e-4).
+    """
+
+    def __init__(self, *args: Any, decode_threshold: float | None = None, hierarchy_consistent: bool | None = None,
+                 label_pretraining_steps: int = 0, label_pretraining_learning_rate: float = 1e-3,
+                 label_pretraining_batch_size: int = 32, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.decode_threshold = decode_threshold
+        self.hierarchy_consistent = hierarchy_consistent
+        self.label_pretraining_steps = label_pretraining_steps
+        self.label_pretraining_learning_rate = label_pretraining_learning_rate
+        self.label_pretraining_batch_size = label_pretraining_batch_size
+        self.label_pretraining_losses: list[float] = []
+        # HBGL, HPT and the stock multi-label head all return a *mean* loss and ignore ``num_items_in_batch``; a
+        # forward with ``**kwargs`` (BertForSequenceClassification) would make the Trainer skip the division by
+        # the accumulation steps (hf-notes §3.2), doubling the flat baseline's gradient at GA 2.
+        self.model_accepts_loss_kwargs = False
+        if self.args.metric_for_best_model is None:  # paper: model selection by macro-F1
+            self.args.metric_for_best_model, self.args.greater_is_better = "macro_f1", True
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any):
+        """Label-embedding pre-training (HBGL, when ``label_pretraining_steps`` > 0 and not resuming), then the
+        usual fine-tuning."""
+        model = self.model
+        two_stage = self.label_pretraining_steps > 0 and hasattr(model, "pretrain_label_embeddings")
+        if two_stage and not resume_from_checkpoint:
+            logger.info(f"HBGL stage 1: {self.label_pretraining_steps} steps of label-embedding pre-training")
+            self.label_pretraining_losses = run_label_pretraining(
+                model, self.args, self.label_pretraining_steps, self.label_pretraining_learning_rate,
+                self.label_pretraining_batch_size)
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
+    def prediction_step(self, model: nn.Module, inputs: dict[str, Any], prediction_loss_only: bool,
+                        ignore_keys: list[str] | None = None):
+        """Loss as in training (teacher-forced for HBGL), predictions by ``decode()``:
+        returns ``(loss, (selected, probabilities), labels)`` with ``[B, L]`` tensors."""
+        unwrapped = self.accelerator.unwrap_model(model)
+        if not hasattr(unwrapped, "decode"):  # the flat baseline: threshold its logits
+            loss, logits, labels = super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
+            if logits is None:
+                return loss, None, labels
+            logits = logits[0] if isinstance(logits, tuple) else logits
+            probabilities = torch.sigmoid(logits.float())
+            threshold = 0.5 if self.decode_threshold is None else self.decode_threshold
+            return loss, ((probabilities > threshold).float(), probabilities), labels
+        inputs = self._prepare_inputs(inputs)
+        labels = inputs.get("labels")
+        loss = None
+        with torch.no_grad():
+            if labels is not None:
+                with self.compute_loss_context_manager():
+                    loss = self.compute_loss(model, inputs).detach().mean()
+            if prediction_loss_only:
+                return loss, None, None
+            decoded = unwrapped.decode(inputs["input_ids"], inputs.get("attention_mask"), inputs.get("token_type_ids"),
+                                       threshold=self.decode_threshold, hierarchy_consistent=self.hierarchy_consistent)
+        return loss, (decoded.selected.float(), decoded.probabilities.float()), labels
