@@ -1,0 +1,94 @@
+#!/usr/bin/env python
+"""Quality of HBGL, HPT and the flat baseline with the same encoder, budget, seeds and max length: test
+micro/macro-F1, hierarchical F1, per-level F1 and inconsistency rate, mean +- sd over seeds. Writes the
+"quality" section of BENCHMARKS.md.
+
+    python benchmarks/quality.py --datasets ../shared/datasets/amazon_hier ../shared/datasets/rcv1_sample \\
+        --seeds 1 2 3 --epochs 3 --learning_rate 5e-4
+
+Each run is ``examples/run_hierarchical_classification.py`` (the product path: Trainer, decode-based
+evaluation, the model folder), with the dev split used for nothing but reporting (no early stopping).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from common import REPO, SHARED, command, machine, markdown_table, write_section
+
+sys.path.insert(0, str(REPO / "examples"))
+from run_hierarchical_classification import main as run
+
+METHODS = ("flat", "hbgl", "hpt")
+COLUMNS = ("micro_f1", "macro_f1", "hier_f1", "inconsistency_rate")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=[str(SHARED / "datasets" / "amazon_hier"),
+                                                          str(SHARED / "datasets" / "rcv1_sample")])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--model_name_or_path", default="embedded-minilm")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--epochs", type=float, default=3)
+    parser.add_argument("--learning_rate", type=float, default=5e-4)
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--max_seq_length", type=int, default=128)
+    parser.add_argument("--max_train_samples", type=int, default=None)
+    parser.add_argument("--label_pretraining_steps", type=int, default=100, help="HBGL's global stage")
+    return parser.parse_args()
+
+
+def mean_sd(values: list[float]) -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{100 * statistics.mean(values):.2f} ± {100 * sd:.2f}"
+
+
+def main() -> None:
+    args = parse_args()
+    results: dict[tuple[str, str], list[dict]] = {}
+    for dataset in args.datasets:
+        for method in args.methods:
+            for seed in args.seeds:
+                with tempfile.TemporaryDirectory() as out:
+                    argv = ["--model_type", method, "--model_name_or_path", args.model_name_or_path,
+                            "--dataset_dir", dataset, "--output_dir", out, "--do_train", "--do_predict",
+                            "--num_train_epochs", str(args.epochs), "--learning_rate", str(args.learning_rate),
+                            "--per_device_train_batch_size", str(args.batch_size), "--per_device_eval_batch_size",
+                            "64", "--max_seq_length", str(args.max_seq_length), "--warmup_steps", "0.05",
+                            "--seed", str(seed), "--eval_strategy", "no", "--save_strategy", "no",
+                            "--logging_steps", "100", "--disable_tqdm", "true", "--report_to", "none"]
+                    if args.max_train_samples:
+                        argv += ["--max_train_samples", str(args.max_train_samples)]
+                    if method == "hbgl":
+                        argv += ["--label_pretraining_steps", str(args.label_pretraining_steps)]
+                    metrics = run(argv)
+                results.setdefault((Path(dataset).name, method), []).append(metrics)
+                print(Path(dataset).name, method, seed, {c: round(metrics[f"test_{c}"], 4) for c in COLUMNS},
+                      flush=True)
+    rows = []
+    for (dataset, method), runs in results.items():
+        levels = sorted({k for k in runs[0] if k.startswith("test_level_") and k.endswith("_macro_f1")})
+        per_level = " / ".join(mean_sd([r[k] for r in runs]) for k in levels)
+        rows.append([dataset, method, *(mean_sd([r[f"test_{c}"] for r in runs]) for c in COLUMNS), per_level])
+    body = "\n\n".join([
+        f"Command: `{command()}`  \nMachine: {machine()}  \nEncoder `{args.model_name_or_path}`, seeds "
+        f"{args.seeds}, {args.epochs} epochs, lr {args.learning_rate}, batch {args.batch_size}, max length "
+        f"{args.max_seq_length}" + (f", first {args.max_train_samples} training texts" if args.max_train_samples
+                                    else "") + f"; HBGL adds {args.label_pretraining_steps} label pre-training steps.",
+        "Test split, percent, mean ± sd over seeds (macro-F1 over all labels of the taxonomy, as HiAGM/HBGL/HPT):",
+        markdown_table(["dataset", "method", "micro-F1", "macro-F1", "hier-F1", "inconsistency", "macro-F1 per level"],
+                       rows),
+    ])
+    write_section("quality", body)
+    Path(REPO / "benchmarks" / "quality_runs.json").write_text(json.dumps(
+        {f"{d}/{m}": runs for (d, m), runs in results.items()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
