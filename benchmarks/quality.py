@@ -85,8 +85,10 @@ def main() -> None:
         markdown_table(["dataset", "method", "micro-F1", "macro-F1", "hier-F1", "inconsistency", "macro-F1 per level"],
                        rows),
     ])
-    write_section("quality", body)
-    Path(REPO / "benchmarks" / "quality_runs.json").write_text(json.dumps(
+    name = "quality-" + "-".join(Path(d).name for d in args.datasets)
+    write_section(name, body)
+    (REPO / "benchmarks" / "results").mkdir(exist_ok=True)
+    (REPO / "benchmarks" / "results" / f"{name}.json").write_text(json.dumps(
         {f"{d}/{m}": runs for (d, m), runs in results.items()}, indent=1))
 
 

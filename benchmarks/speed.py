@@ -176,7 +176,7 @@ def main() -> None:
         f"**Peak memory of a training step** ({kind}; flat in GiB, the others as multiples)",
         markdown_table(["encoder", "taxonomy", "length", "flat GiB", "HBGL", "HPT"], memory_rows),
     ])
-    write_section(f"speed-{device}", body)
+    write_section(f"speed-{device}-{'-'.join(args.encoders)}", body)
 
 
 if __name__ == "__main__":
