@@ -93,28 +93,32 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         ``from_pretrained`` would leave non-persistent buffers uninitialised)."""
         device = self.bert.embeddings.word_embeddings.weight.device
         if device not in self._index_cache:
-            config = self.config
-            offset, num_labels, t = config.label_token_offset, config.num_labels, self.num_level_slots
-            columns = torch.arange(offset, offset + num_labels, device=device)
-            levels = torch.tensor(config.label_levels, dtype=torch.long, device=device)
-            parents = torch.zeros(num_labels, num_labels, device=device)  # P[child, parent] = 1
-            for child, ids in enumerate(config.label_parents):
-                parents[child, list(ids)] = 1.0
-            # [T, 1 + L] columns each mask slot is scored on ([SEP] + labels): Eq. 8 ("level") keeps level
-            # j's labels, the authors' code ("all") every label.
-            if config.loss_columns == "all":
-                column_mask = torch.ones(t, 1 + num_labels, dtype=torch.bool, device=device)
-            else:
-                on_level = levels[None, :] == torch.arange(1, t + 1, device=device)[:, None]
-                column_mask = torch.cat([torch.ones(t, 1, dtype=torch.bool, device=device), on_level], dim=1)
-            self._index_cache[device] = {
-                "label_levels": levels,
-                "label_columns": columns,
-                "head_columns": torch.cat([torch.tensor([config.sep_token_id], device=device), columns]),
-                "parent_matrix": parents,
-                "column_mask": column_mask,
-            }
+            self._index_cache[device] = self._build_indices(device)
         return self._index_cache[device]
+
+    @torch.inference_mode(False)  # normal tensors even when first called under inference_mode (pipelines)
+    def _build_indices(self, device: torch.device) -> dict[str, torch.Tensor]:
+        config = self.config
+        offset, num_labels, t = config.label_token_offset, config.num_labels, self.num_level_slots
+        columns = torch.arange(offset, offset + num_labels, device=device)
+        levels = torch.tensor(config.label_levels, dtype=torch.long, device=device)
+        parents = torch.zeros(num_labels, num_labels, device=device)  # P[child, parent] = 1
+        for child, ids in enumerate(config.label_parents):
+            parents[child, list(ids)] = 1.0
+        # [T, 1 + L] columns each mask slot is scored on ([SEP] + labels): Eq. 8 ("level") keeps level
+        # j's labels, the authors' code ("all") every label.
+        if config.loss_columns == "all":
+            column_mask = torch.ones(t, 1 + num_labels, dtype=torch.bool, device=device)
+        else:
+            on_level = levels[None, :] == torch.arange(1, t + 1, device=device)[:, None]
+            column_mask = torch.cat([torch.ones(t, 1, dtype=torch.bool, device=device), on_level], dim=1)
+        return {
+            "label_levels": levels,
+            "label_columns": columns,
+            "head_columns": torch.cat([torch.tensor([config.sep_token_id], device=device), columns]),
+            "parent_matrix": parents,
+            "column_mask": column_mask,
+        }
 
     @property
     def label_levels(self) -> torch.Tensor:

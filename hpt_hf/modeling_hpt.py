@@ -118,21 +118,25 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
         leave uninitialised)."""
         device = self.bert.embeddings.word_embeddings.weight.device
         if device not in self._index_cache:
-            config = self.config
-            levels = torch.tensor(config.label_levels, dtype=torch.long, device=device)
-            parents = torch.zeros(config.num_labels, config.num_labels, device=device)  # P[child, parent] = 1
-            for child, ids in enumerate(config.label_parents):
-                parents[child, list(ids)] = 1.0
-            self._index_cache[device] = {
-                "label_levels": levels,
-                "depth_groups": levels[None, :] == torch.arange(1, self.depth + 1, device=device)[:, None],
-                "adjacency": hierarchy_adjacency(config.label_parents, config.label_levels,
-                                                 directed=config.graph_edges == "parent_to_child").to(device),
-                "template": torch.tensor(template_token_ids(config.virtual_token_ids, config.pred_token_id,
-                                                            config.sep_token_id), device=device),
-                "parent_matrix": parents,
-            }
+            self._index_cache[device] = self._build_indices(device)
         return self._index_cache[device]
+
+    @torch.inference_mode(False)  # normal tensors even when first called under inference_mode (pipelines)
+    def _build_indices(self, device: torch.device) -> dict[str, torch.Tensor]:
+        config = self.config
+        levels = torch.tensor(config.label_levels, dtype=torch.long, device=device)
+        parents = torch.zeros(config.num_labels, config.num_labels, device=device)  # P[child, parent] = 1
+        for child, ids in enumerate(config.label_parents):
+            parents[child, list(ids)] = 1.0
+        return {
+            "label_levels": levels,
+            "depth_groups": levels[None, :] == torch.arange(1, self.depth + 1, device=device)[:, None],
+            "adjacency": hierarchy_adjacency(config.label_parents, config.label_levels,
+                                             directed=config.graph_edges == "parent_to_child").to(device),
+            "template": torch.tensor(template_token_ids(config.virtual_token_ids, config.pred_token_id,
+                                                        config.sep_token_id), device=device),
+            "parent_matrix": parents,
+        }
 
     @property
     def label_levels(self) -> torch.Tensor:

@@ -274,3 +274,16 @@ def test_push_to_hub_round_trip(model_type: str, tiny_encoder_dir: Path, toy_dat
     assert card.data.base_model == "google-bert/bert-base-uncased" and card.data.datasets == ["toy"]
     assert "trust_remote_code=True" in card.text and "Hierarchy-aware Prompt Tuning" in card.text
     assert "Exploiting Global and Local Hierarchies" in card.text and "| test_macro_f1 | 0.5000 |" in card.text
+
+
+@pytest.mark.parametrize("model_type", ["hbgl", "hpt"])
+def test_training_after_inference_mode_prediction(model_type: str, tiny_encoder_dir: Path, toy_data) -> None:
+    """Index tensors first built under torch.inference_mode (as a pipeline does) must not break training."""
+    model = build(model_type, tiny_encoder_dir, toy_data[1])
+    ids, mask = torch.tensor([[2, 10, 11, 3]]), torch.ones(1, 4, dtype=torch.long)
+    with torch.inference_mode():
+        model.eval().decode(ids, mask)
+    labels = torch.zeros(1, toy_data[1].num_labels)
+    labels[0, 0] = 1
+    model.train()(ids, mask, labels=labels).loss.backward()
+    assert model.bert.embeddings.word_embeddings.weight.grad is not None
