@@ -214,7 +214,8 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
 
     def _encode(self, embeds: torch.Tensor, positions: torch.Tensor, types: torch.Tensor, mask: torch.Tensor,
                 cache: DynamicCache | None = None) -> torch.Tensor:
-        backend = to_backend_mask(mask, self.config._attn_implementation, embeds.dtype)
+        # a 2D padding mask goes to BertModel as is (its own, faster mask handling); 3D "may attend" masks are ours
+        backend = mask if mask.dim() == 2 else to_backend_mask(mask, self.config._attn_implementation, embeds.dtype)
         out = self.bert(inputs_embeds=embeds, position_ids=positions, token_type_ids=types, attention_mask=backend,
                         past_key_values=cache, use_cache=cache is not None)
         return out.last_hidden_state
@@ -320,7 +321,7 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         fed: list[torch.Tensor] = []  # [B, H] per decoded level
         cache = DynamicCache(config=self.config) if use_cache else None
         if use_cache:
-            self._encode(text_embeds, text_pos, text_types, text_mask[:, None, :].expand(b, s, s), cache)
+            self._encode(text_embeds, text_pos, text_types, attention_mask, cache)  # the text: padding mask only
         for level in range(1, self.depth + 1):
             k = level - 1  # fed slots before this level
             if use_cache:
