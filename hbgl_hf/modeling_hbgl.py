@@ -212,10 +212,15 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
             input_ids[attention_mask[:, -1].bool(), -1] = self.config.sep_token_id
         return input_ids, attention_mask, token_type_ids
 
-    def _encode(self, embeds: torch.Tensor, positions: torch.Tensor, types: torch.Tensor, mask: torch.Tensor,
-                cache: DynamicCache | None = None) -> torch.Tensor:
-        # a 2D padding mask goes to BertModel as is (its own, faster mask handling); 3D "may attend" masks are ours
-        backend = mask if mask.dim() == 2 else to_backend_mask(mask, self.config._attn_implementation, embeds.dtype)
+    def _encode(self, embeds: torch.Tensor, positions: torch.Tensor, types: torch.Tensor,
+                mask: torch.Tensor | None = None, cache: DynamicCache | None = None,
+                padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Run the encoder with our ``[B, Q, K]`` "may attend" ``mask``, or with a plain ``[B, S]`` ``padding_mask``
+        (the text alone: BertModel's own, faster mask path)."""
+        if padding_mask is not None:
+            backend = padding_mask
+        else:
+            backend = to_backend_mask(mask, self.config._attn_implementation, embeds.dtype)
         out = self.bert(inputs_embeds=embeds, position_ids=positions, token_type_ids=types, attention_mask=backend,
                         past_key_values=cache, use_cache=cache is not None)
         return out.last_hidden_state
@@ -321,7 +326,7 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         fed: list[torch.Tensor] = []  # [B, H] per decoded level
         cache = DynamicCache(config=self.config) if use_cache else None
         if use_cache:
-            self._encode(text_embeds, text_pos, text_types, attention_mask, cache)  # the text: padding mask only
+            self._encode(text_embeds, text_pos, text_types, cache=cache, padding_mask=attention_mask)
         for level in range(1, self.depth + 1):
             k = level - 1  # fed slots before this level
             if use_cache:

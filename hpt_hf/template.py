@@ -46,9 +46,9 @@ def build_prompt_inputs(input_ids: torch.Tensor, attention_mask: torch.Tensor, t
     in_template = (template_index >= 0) & (template_index < t)
     text = torch.full((b, width), pad_id, dtype=input_ids.dtype, device=device)
     text[:, :kept_width] = input_ids[:, :kept_width]
-    if keep_text_sep:  # a cut text keeps its closing [SEP]
-        cut = torch.nonzero(lengths > keep_max).flatten()
-        text[cut, keep[cut] - 1] = sep_id
+    if keep_text_sep:  # a cut text keeps its closing [SEP] (no host sync: written where the text was cut)
+        rows, last = torch.arange(b, device=device), (keep - 1).clamp(min=0)
+        text[rows, last] = torch.where(lengths > keep_max, sep_id, text[rows, last])
     template_tokens = template.to(device)[template_index.clamp(0, t - 1)]
     prompt_ids = torch.where(text_mask, text, torch.where(in_template, template_tokens, pad_id))
     depth = (t - 1) // 2

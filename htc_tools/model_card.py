@@ -30,7 +30,7 @@ TEMPLATE = """---
 # {{ title }}
 
 {{ method }} hierarchical text classifier{% if base_model %} on `{{ base_model }}`{% endif %}, trained with
-[hbgl-hpt-hf](https://github.com/). It predicts a set of labels from a {{ depth }}-level taxonomy of
+`hbgl-hpt-hf`. It predicts a set of labels from a {{ depth }}-level taxonomy of
 {{ num_labels }} labels ({{ level_sizes }}).
 
 ## Label hierarchy

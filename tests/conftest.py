@@ -174,3 +174,60 @@ def tiny_encoder_dir(tmp_path: Path, tiny_bert_config, tokenizer) -> Path:
     BertForMaskedLM(tiny_bert_config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+# ------------------------------------------------------------------ tiny models on raw ids (HBGL and HPT tests)
+TINY_BASE_VOCAB = 40  # word ids of the tiny models; [PAD]=0, [CLS]=2, [SEP]=3, [MASK]=4; label rows follow
+
+
+def padded_batch(lengths: list[int], seed: int = 1):
+    """Right-padded ``[CLS] random words [SEP]`` rows of the given lengths: ``(input_ids, attention_mask)``."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, TINY_BASE_VOCAB, (len(lengths), max(lengths)), generator=g)
+    mask = torch.zeros_like(ids)
+    for i, n in enumerate(lengths):
+        mask[i, :n] = 1
+        ids[i, 0], ids[i, n - 1] = 2, 3
+        ids[i, n:] = 0
+    return ids, mask
+
+
+def keyword_task_micro_f1(model, taxonomy) -> tuple[float, float]:
+    """Train ``model`` (15 epochs, AdamW 5e-3) on texts whose one keyword names a label, then return the
+    test micro-F1 of its ``decode()`` and of the majority baseline (the most frequent training label set)."""
+    import torch
+
+    from htc_tools.metrics import micro_macro_f1
+
+    keywords = {"ball": 10, "track": 11, "biochem": 12, "genes": 13, "music": 14, "chemistry": 15}
+    g = torch.Generator().manual_seed(0)
+    examples = []
+    for _ in range(160):
+        leaf = list(keywords)[int(torch.randint(len(keywords), (1,), generator=g))]
+        noise = torch.randint(20, TINY_BASE_VOCAB, (5,), generator=g).tolist()
+        pos = int(torch.randint(5, (1,), generator=g))
+        y = torch.zeros(taxonomy.num_labels)
+        y[sorted(taxonomy.ancestor_closure([taxonomy.id(leaf)]))] = 1
+        examples.append((torch.tensor([2, *noise[:pos], keywords[leaf], *noise[pos:], 3]), y))
+    train, test = examples[:120], examples[120:]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3)
+    model.train()
+    for _epoch in range(15):
+        for i in range(0, len(train), 16):
+            ids = torch.stack([x for x, _ in train[i : i + 16]])
+            labels = torch.stack([y for _, y in train[i : i + 16]])
+            model(ids, torch.ones_like(ids), labels=labels).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    model.eval()
+    ids = torch.stack([x for x, _ in test])
+    gold = torch.stack([y for _, y in test]).numpy()
+    pred = model.decode(ids, torch.ones_like(ids)).selected.numpy()
+    train_gold = torch.stack([y for _, y in train])
+    majority = (train_gold.mean(0) >= 0.5).float()
+    if not majority.any():
+        majority[train_gold.sum(0).argmax()] = 1
+    baseline = micro_macro_f1(gold, majority.expand(len(test), -1).numpy())["micro_f1"]
+    return micro_macro_f1(gold, pred)["micro_f1"], baseline
