@@ -62,14 +62,19 @@ def batch(taxonomy: Taxonomy, size: int, length: int, seed: int = 0) -> tuple[to
     return ids, torch.ones_like(ids), labels
 
 
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def timed_together(fns: dict, repeats: int) -> dict[str, float]:
+    """Median seconds per call of each function, measured round-robin (one warm-up each) so that load from
+    outside the process falls on all of them alike and the ratios stay meaningful on a shared machine."""
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    names = list(fns)
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            start = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def inference_fns(models: dict, ids: torch.Tensor, mask: torch.Tensor) -> dict:
@@ -133,8 +138,8 @@ def main() -> None:
                 for model in models.values():
                     model.eval()
                 with torch.inference_mode():
-                    seconds = {k: timed(lambda f=f: (f(), sync()), args.repeats)
-                               for k, f in inference_fns(models, ids, mask).items()}
+                    seconds = timed_together({k: lambda f=f: (f(), sync())
+                                              for k, f in inference_fns(models, ids, mask).items()}, args.repeats)
                 flat = seconds["flat"]
                 inference_rows.append([encoder, f"{name} (depth {taxonomy.depth})", length, f"{flat * 1e3:.0f}",
                                        f"{seconds['hbgl_cached'] / flat:.2f}",
@@ -143,11 +148,11 @@ def main() -> None:
                                        f"{seconds['hpt'] / flat:.2f}"])
                 print(inference_rows[-1], flush=True)
                 if length == args.lengths[0]:
-                    step_seconds = {}
-                    for method, model in models.items():
+                    for model in models.values():
                         model.train()
-                        step = train_step_fn(model, ids, mask, labels)
-                        step_seconds[method] = timed(lambda s=step: (s(), sync()), args.train_repeats)
+                    steps = {m: train_step_fn(model, ids, mask, labels) for m, model in models.items()}
+                    step_seconds = timed_together({m: lambda s=s: (s(), sync()) for m, s in steps.items()},
+                                                  args.train_repeats)
                     flat_step = step_seconds["flat"]
                     train_rows.append([encoder, f"{name} (depth {taxonomy.depth})", length,
                                        f"{flat_step * 1e3:.0f}", f"{step_seconds['hbgl'] / flat_step:.2f}",
@@ -167,7 +172,8 @@ def main() -> None:
     kind = "GPU allocator peak" if device == "cuda" else "peak process RSS (model + data + 2 training steps)"
     body = "\n\n".join([
         f"Command: `{command()}`  \nMachine: {machine()}  \nBatch {args.batch_size}; median of {args.repeats} "
-        f"inference / {args.train_repeats} training repeats after one warm-up; ratios are to flat in the same run.",
+        f"inference / {args.train_repeats} training repeats after one warm-up, the models measured round-robin; "
+        "ratios are to flat in the same run.",
         "**Inference time per batch** (flat in ms; the others as multiples of flat)",
         markdown_table(["encoder", "taxonomy", "length", "flat ms", "HBGL cached", "HBGL uncached",
                         "cached / uncached", "HPT"], inference_rows),
