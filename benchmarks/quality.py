@@ -4,7 +4,7 @@ micro/macro-F1, hierarchical F1, per-level F1 and inconsistency rate, mean +- sd
 "quality" section of BENCHMARKS.md.
 
     python benchmarks/quality.py --datasets ../shared/datasets/amazon_hier ../shared/datasets/rcv1_sample \\
-        --seeds 1 2 3 --epochs 3 --learning_rate 5e-4
+        --seeds 1 2 3 --epochs 3 --learning_rate 5e-4 --max_seq_length 64 --max_train_samples 2000
 
 Each run is ``examples/run_hierarchical_classification.py`` (the product path: Trainer, decode-based
 evaluation, the model folder), with the dev split used for nothing but reporting (no early stopping).
@@ -24,7 +24,10 @@ from common import REPO, SHARED, command, machine, markdown_table, write_section
 sys.path.insert(0, str(REPO / "examples"))
 from run_hierarchical_classification import main as run
 
-METHODS = ("flat", "hbgl", "hpt")
+# method -> (--model_type, extra arguments); "flat" is the stock head with its bias at the label priors,
+# "flat_zero_bias" the stock head as initialised by transformers
+METHODS = {"flat": ("flat", []), "flat_zero_bias": ("flat", ["--classifier_bias_init", "zero"]),
+           "hbgl": ("hbgl", []), "hpt": ("hpt", [])}
 COLUMNS = ("micro_f1", "macro_f1", "hier_f1", "inconsistency_rate")
 
 
@@ -33,12 +36,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--datasets", nargs="+", default=[str(SHARED / "datasets" / "amazon_hier"),
                                                           str(SHARED / "datasets" / "rcv1_sample")])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--max_seq_length", type=int, default=64)
     parser.add_argument("--model_name_or_path", default="embedded-minilm")
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--epochs", type=float, default=3)
     parser.add_argument("--learning_rate", type=float, default=5e-4)
     parser.add_argument("--batch_size", type=int, default=16)
-    parser.add_argument("--max_seq_length", type=int, default=128)
     parser.add_argument("--max_train_samples", type=int, default=None)
     parser.add_argument("--label_pretraining_steps", type=int, default=100, help="HBGL's global stage")
     return parser.parse_args()
@@ -51,12 +54,16 @@ def mean_sd(values: list[float]) -> str:
 
 def main() -> None:
     args = parse_args()
+    name = "quality-" + "-".join(Path(d).name for d in args.datasets)
+    results_file = REPO / "benchmarks" / "results" / f"{name}.json"
+    results_file.parent.mkdir(exist_ok=True)
     results: dict[tuple[str, str], list[dict]] = {}
     for dataset in args.datasets:
         for method in args.methods:
             for seed in args.seeds:
                 with tempfile.TemporaryDirectory() as out:
-                    argv = ["--model_type", method, "--model_name_or_path", args.model_name_or_path,
+                    model_type, extra = METHODS[method]
+                    argv = ["--model_type", model_type, *extra, "--model_name_or_path", args.model_name_or_path,
                             "--dataset_dir", dataset, "--output_dir", out, "--do_train", "--do_predict",
                             "--num_train_epochs", str(args.epochs), "--learning_rate", str(args.learning_rate),
                             "--per_device_train_batch_size", str(args.batch_size), "--per_device_eval_batch_size",
@@ -65,10 +72,12 @@ def main() -> None:
                             "--logging_steps", "100", "--disable_tqdm", "true", "--report_to", "none"]
                     if args.max_train_samples:
                         argv += ["--max_train_samples", str(args.max_train_samples)]
-                    if method == "hbgl":
+                    if model_type == "hbgl":
                         argv += ["--label_pretraining_steps", str(args.label_pretraining_steps)]
                     metrics = run(argv)
                 results.setdefault((Path(dataset).name, method), []).append(metrics)
+                results_file.write_text(json.dumps(  # after every run: an interrupted benchmark keeps its runs
+                    {f"{d}/{m}": runs for (d, m), runs in results.items()}, indent=1))
                 print(Path(dataset).name, method, seed, {c: round(metrics[f"test_{c}"], 4) for c in COLUMNS},
                       flush=True)
     rows = []
@@ -85,11 +94,7 @@ def main() -> None:
         markdown_table(["dataset", "method", "micro-F1", "macro-F1", "hier-F1", "inconsistency", "macro-F1 per level"],
                        rows),
     ])
-    name = "quality-" + "-".join(Path(d).name for d in args.datasets)
     write_section(name, body)
-    (REPO / "benchmarks" / "results").mkdir(exist_ok=True)
-    (REPO / "benchmarks" / "results" / f"{name}.json").write_text(json.dumps(
-        {f"{d}/{m}": runs for (d, m), runs in results.items()}, indent=1))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
         --do_train --do_eval --do_predict --eval_strategy epoch --save_strategy epoch --load_best_model_at_end
 
 ``--model_type``: ``hbgl`` (Jiang et al. 2022), ``hpt`` (Wang et al. 2022) or ``flat`` (the stock
-``AutoModelForSequenceClassification`` multi-label baseline). Defaults: the embedded ICD-10-CM demo data
+``AutoModelForSequenceClassification`` multi-label baseline; its new head's bias starts at the label priors,
+``--classifier_bias_init zero`` for the stock start). Defaults: the embedded ICD-10-CM demo data
 (``examples/data/icd10cm``) and the embedded all-MiniLM-L6-v2 encoder (``--model_name_or_path embedded-minilm``,
 from the ``demo`` extra). Multi-GPU / multi-CPU: ``accelerate launch`` or ``torchrun`` this script.
 
@@ -42,7 +43,14 @@ from hpt_hf import HPTForHierarchicalClassification
 from htc_tools.data import load_dataset_dir, tokenize_dataset
 from htc_tools.hub import push_model_folder, save_model_folder
 from htc_tools.trainer import HierarchicalTrainer
-from htc_tools.training import EMBEDDED_ENCODER, make_compute_metrics, resolve_model_path, selections_to_names
+from htc_tools.training import (
+    EMBEDDED_ENCODER,
+    init_classifier_bias,
+    label_prior_logits,
+    make_compute_metrics,
+    resolve_model_path,
+    selections_to_names,
+)
 
 logger = logging.getLogger(__name__)
 DEFAULT_DATA = str(Path(__file__).resolve().parent / "data" / "icd10cm")
@@ -70,6 +78,9 @@ class ModelArguments:
                                                                       "(paper: 300-1000) before fine-tuning"})
     label_pretraining_learning_rate: float = field(default=1e-3)
     label_pretraining_batch_size: int = field(default=32)
+    classifier_bias_init: str = field(
+        default="prior", metadata={"help": "flat: 'prior' (a new head's bias = the training labels' log-odds) or "
+                                           "'zero' (the stock initialisation)", "choices": ["prior", "zero"]})
     early_stopping_patience: int | None = field(
         default=None, metadata={"help": "stop after this many evaluations without a better metric_for_best_model "
                                         "(HPT paper: 6 epochs on macro-F1; needs --load_best_model_at_end)"})
@@ -99,13 +110,20 @@ def parse_overrides(text: str | None) -> dict[str, object]:
     return overrides
 
 
-def build_model(model_args: ModelArguments, taxonomy, tokenizer, path: str):
-    """A new model on an encoder, or a trained HBGL/HPT folder of ``--model_type`` (hierarchy checked)."""
+def build_model(model_args: ModelArguments, taxonomy, tokenizer, path: str, train_labels=None):
+    """A new model on an encoder, or a trained HBGL/HPT folder of ``--model_type`` (hierarchy checked).
+    ``train_labels`` (multi-hot rows) set a new flat head's bias to the label priors (``--classifier_bias_init``)."""
     overrides = parse_overrides(model_args.config_overrides)
     if model_args.model_type == "flat":
-        return AutoModelForSequenceClassification.from_pretrained(
+        model, loading = AutoModelForSequenceClassification.from_pretrained(
             path, num_labels=taxonomy.num_labels, problem_type="multi_label_classification",
-            id2label=dict(enumerate(taxonomy.labels)), label2id=taxonomy.label2id, **overrides)
+            id2label=dict(enumerate(taxonomy.labels)), label2id=taxonomy.label2id, output_loading_info=True,
+            **overrides)
+        if model_args.classifier_bias_init == "prior" and train_labels is not None:
+            name = init_classifier_bias(model, label_prior_logits(train_labels), loading["missing_keys"])
+            if name:
+                logger.info("flat: %s initialised to the training label priors", name)
+        return model
     config = AutoConfig.from_pretrained(path, trust_remote_code=True)
     if config.model_type in MODEL_CLASSES:
         if config.model_type != model_args.model_type:
@@ -146,7 +164,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             splits[split] = splits[split].select(range(min(limit, len(splits[split]))))
     path = resolve_model_path(model_args.model_name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = build_model(model_args, taxonomy, tokenizer, path)
+    train_labels = splits["train"]["labels"] if training_args.do_train and "train" in splits else None
+    model = build_model(model_args, taxonomy, tokenizer, path, train_labels)
     tokenized = tokenize_dataset(splits, tokenizer, data_args.max_seq_length)
     trainer = HierarchicalTrainer(
         model=model, args=training_args, train_dataset=tokenized["train"], eval_dataset=tokenized.get("dev"),

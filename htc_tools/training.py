@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
-from transformers import EvalPrediction
+import torch
+from transformers import EvalPrediction, PreTrainedModel
 
 from .metrics import hierarchical_metrics
 from .taxonomy import Taxonomy
@@ -45,6 +46,29 @@ def make_compute_metrics(taxonomy: Taxonomy, threshold: float = 0.5) -> Callable
         return hierarchical_metrics(np.asarray(prediction.label_ids), selected, taxonomy)
 
     return compute_metrics
+
+
+def label_prior_logits(label_rows: Sequence[Sequence[float]]) -> torch.Tensor:
+    """Log-odds of each label's training frequency, add-one smoothed: ``log((n+1)/(N-n+1))``, ``[L]``."""
+    counts = torch.as_tensor(np.asarray(label_rows, dtype=np.float64)).sum(0)
+    return torch.log((counts + 1) / (len(label_rows) - counts + 1))
+
+
+def init_classifier_bias(model: PreTrainedModel, prior_logits: torch.Tensor, new_keys: Sequence[str]) -> str | None:
+    """Sets the bias of a freshly initialised classification head to the label priors (so a multi-label BCE
+    model starts at the all-negative prior instead of 0.5 everywhere; with a small learning rate Adam moves a
+    zero bias by about ``lr`` per step and the head never crosses 0.5 within a short budget). The head is the
+    last ``nn.Linear`` with ``num_labels`` outputs; its bias must be among ``new_keys`` (the loading report's
+    missing keys), so a trained head is never touched. Returns the parameter name set, or ``None``."""
+    heads = [name for name, module in model.named_modules()
+             if isinstance(module, torch.nn.Linear) and module.out_features == len(prior_logits)
+             and module.bias is not None]
+    if not heads or f"{heads[-1]}.bias" not in set(new_keys):
+        return None
+    bias = model.get_submodule(heads[-1]).bias
+    with torch.no_grad():
+        bias.copy_(prior_logits.to(bias))
+    return f"{heads[-1]}.bias"
 
 
 def selections_to_names(selected: np.ndarray, taxonomy: Taxonomy) -> list[list[str]]:
