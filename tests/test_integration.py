@@ -4,6 +4,7 @@ under 1 and 2 ranks, pipelines from a saved folder without the package, and an o
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -287,3 +288,36 @@ def test_training_after_inference_mode_prediction(model_type: str, tiny_encoder_
     labels[0, 0] = 1
     model.train()(ids, mask, labels=labels).loss.backward()
     assert model.bert.embeddings.word_embeddings.weight.grad is not None
+
+
+# ------------------------------------------------------------------ flat baseline: head bias at the label priors
+def test_label_prior_logits_are_smoothed_log_odds() -> None:
+    from htc_tools.training import label_prior_logits
+
+    rows = [[1, 0, 1], [1, 0, 0], [1, 1, 0], [0, 0, 0]]
+    expected = [math.log((n + 1) / (len(rows) - n + 1)) for n in (3, 1, 1)]  # add-one smoothed counts
+    assert torch.allclose(label_prior_logits(rows), torch.tensor(expected, dtype=torch.float64))
+
+
+def test_flat_head_bias_starts_at_the_priors_only_when_the_head_is_new(tiny_encoder_dir: Path, toy_data, tokenizer,
+                                                                      tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO / "examples"))
+    from run_hierarchical_classification import ModelArguments, build_model
+
+    from htc_tools.training import label_prior_logits
+
+    splits, taxonomy = toy_data
+    train_labels = splits["train"]["labels"]
+    priors = label_prior_logits(train_labels).float()
+    args = ModelArguments(model_type="flat", model_name_or_path=str(tiny_encoder_dir))
+    model = build_model(args, taxonomy, tokenizer, str(tiny_encoder_dir), train_labels)
+    assert torch.equal(model.classifier.bias.detach(), priors)
+    stock = build_model(ModelArguments(model_type="flat", classifier_bias_init="zero"), taxonomy, tokenizer,
+                        str(tiny_encoder_dir), train_labels)
+    assert torch.equal(stock.classifier.bias.detach(), torch.zeros_like(priors))
+    # a trained head (loaded from a flat folder) keeps its bias
+    with torch.no_grad():
+        model.classifier.bias.fill_(0.25)
+    model.save_pretrained(tmp_path / "flat")
+    again = build_model(args, taxonomy, tokenizer, str(tmp_path / "flat"), train_labels)
+    assert torch.equal(again.classifier.bias.detach(), torch.full_like(priors, 0.25))
