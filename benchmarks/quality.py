@@ -8,6 +8,8 @@ micro/macro-F1, hierarchical F1, per-level F1 and inconsistency rate, mean +- sd
 
 Each run is ``examples/run_hierarchical_classification.py`` (the product path: Trainer, decode-based
 evaluation, the model folder), with the dev split used for nothing but reporting (no early stopping).
+Every finished run is kept in ``benchmarks/results/quality-<datasets>.json`` at once; ``--resume`` reuses
+the runs (dataset, method, seed) found there, so an interrupted benchmark continues where it stopped.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--learning_rate", type=float, default=5e-4)
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--max_train_samples", type=int, default=None)
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the runs (dataset, method, seed) already in this benchmark's results file")
     parser.add_argument("--label_pretraining_steps", type=int, default=100, help="HBGL's global stage")
     return parser.parse_args()
 
@@ -57,10 +61,15 @@ def main() -> None:
     name = "quality-" + "-".join(Path(d).name for d in args.datasets)
     results_file = REPO / "benchmarks" / "results" / f"{name}.json"
     results_file.parent.mkdir(exist_ok=True)
+    done = json.loads(results_file.read_text()) if args.resume and results_file.exists() else {}
     results: dict[tuple[str, str], list[dict]] = {}
     for dataset in args.datasets:
         for method in args.methods:
             for seed in args.seeds:
+                kept = [r for r in done.get(f"{Path(dataset).name}/{method}", []) if r["seed"] == seed]
+                if kept:
+                    results.setdefault((Path(dataset).name, method), []).append(kept[0])
+                    continue
                 with tempfile.TemporaryDirectory() as out:
                     model_type, extra = METHODS[method]
                     argv = ["--model_type", model_type, *extra, "--model_name_or_path", args.model_name_or_path,
@@ -74,7 +83,7 @@ def main() -> None:
                         argv += ["--max_train_samples", str(args.max_train_samples)]
                     if model_type == "hbgl":
                         argv += ["--label_pretraining_steps", str(args.label_pretraining_steps)]
-                    metrics = run(argv)
+                    metrics = {**run(argv), "seed": seed}
                 results.setdefault((Path(dataset).name, method), []).append(metrics)
                 results_file.write_text(json.dumps(  # after every run: an interrupted benchmark keeps its runs
                     {f"{d}/{m}": runs for (d, m), runs in results.items()}, indent=1))
