@@ -17,6 +17,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 import torch
@@ -97,19 +98,48 @@ def train_step_fn(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor,
     return step
 
 
+def rss_gib() -> float:
+    """This process's resident memory now (Linux /proc)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**30
+
+
+class RssPeak(threading.Thread):
+    """Polls the resident memory every millisecond and keeps the highest reading (CPU peak of a code span)."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak, self.running = rss_gib(), True
+
+    def run(self) -> None:
+        while self.running:
+            self.peak = max(self.peak, rss_gib())
+            time.sleep(0.001)
+
+
 def child_peak_memory(args: argparse.Namespace) -> None:
-    """Build one model, run training steps, print the peak memory (GPU allocator or process RSS)."""
+    """Build one model, run training steps, print the memory they take on top of the loaded model and data:
+    the GPU allocator's peak, or on CPU the polled peak RSS minus the RSS before the first step."""
     taxonomy = load_taxonomy(SHARED / "taxonomies" / TAXONOMIES[args.taxonomies[0]])
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = build(args.child, args.encoders[0], taxonomy).to(device).train()
     ids, mask, labels = (t.to(device) for t in batch(taxonomy, args.batch_size, args.lengths[0]))
     step = train_step_fn(model, ids, mask, labels)
+    if device == "cuda":
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        monitor = RssPeak()
+        base = monitor.peak
+        monitor.start()
     for _ in range(2):
         step()
     if device == "cuda":
-        peak = torch.cuda.max_memory_allocated() / 2**30
+        peak = (torch.cuda.max_memory_allocated() - base) / 2**30
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+        monitor.running = False
+        monitor.join()
+        peak = monitor.peak - base
     print(json.dumps({"peak_gib": peak}))
 
 
@@ -169,7 +199,8 @@ def main() -> None:
         memory_rows.append([encoder, name, args.lengths[0], f"{peaks['flat']:.2f}",
                             f"{peaks['hbgl'] / peaks['flat']:.2f}", f"{peaks['hpt'] / peaks['flat']:.2f}"])
         print(memory_rows[-1], flush=True)
-    kind = "GPU allocator peak" if device == "cuda" else "peak process RSS (model + data + 2 training steps)"
+    kind = ("GPU allocator" if device == "cuda" else "process RSS polled every ms") + \
+        ": peak during 2 training steps minus the loaded model and batch, i.e. activations, gradients, AdamW state"
     body = "\n\n".join([
         f"Command: `{command()}`  \nMachine: {machine()}  \nBatch {args.batch_size}; median of {args.repeats} "
         f"inference / {args.train_repeats} training repeats after one warm-up, the models measured round-robin; "
