@@ -15,11 +15,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import BertConfig, BertModel, BertPreTrainedModel, DynamicCache
+from transformers import BertConfig, BertModel, BertPreTrainedModel, Cache
 from transformers.models.bert.modeling_bert import BertPredictionHeadTransform
 from transformers.utils import ModelOutput
 
 from .configuration_hbgl import HBGLConfig
+from .decoding_cache import decoding_cache
 from .label_pretraining import LabelGraphPretrainer
 from .masks import decoding_mask, local_hierarchy_mask, to_backend_mask
 
@@ -213,7 +214,7 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         return input_ids, attention_mask, token_type_ids
 
     def _encode(self, embeds: torch.Tensor, positions: torch.Tensor, types: torch.Tensor,
-                mask: torch.Tensor | None = None, cache: DynamicCache | None = None,
+                mask: torch.Tensor | None = None, cache: Cache | None = None,
                 padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Run the encoder with our ``[B, Q, K]`` "may attend" ``mask``, or with a plain ``[B, S]`` ``padding_mask``
         (the text alone: BertModel's own, faster mask path)."""
@@ -324,7 +325,8 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         selected = torch.zeros(b, num_labels, dtype=torch.bool, device=device)
         active = torch.ones(b, dtype=torch.bool, device=device)
         fed: list[torch.Tensor] = []  # [B, H] per decoded level
-        cache = DynamicCache(config=self.config) if use_cache else None
+        # text + fed slots + one [MASK] slot, written in place (no per-level copy of the text's keys/values)
+        cache = decoding_cache(self.config.num_hidden_layers, s + self.depth + 1) if use_cache else None
         if use_cache:
             self._encode(text_embeds, text_pos, text_types, cache=cache, padding_mask=attention_mask)
         for level in range(1, self.depth + 1):

@@ -177,6 +177,26 @@ def test_cached_decoding_equals_full_recomputation(attn: str, consistent: bool) 
     assert 0 < int(cached.selected.sum()) < cached.selected.numel()
 
 
+def test_decoding_cache_layer_behaves_like_dynamic_layer() -> None:
+    """Appends and crop(-n) give the same keys/values as transformers' DynamicLayer (which concatenates)."""
+    from transformers.cache_utils import DynamicLayer
+
+    from hbgl_hf.decoding_cache import PreallocatedLayer
+
+    g = torch.Generator().manual_seed(0)
+    ours, stock = PreallocatedLayer(capacity=9), DynamicLayer()
+    for n, crop in ((5, 0), (2, -1), (2, -1), (2, 0)):  # text, then (fed slot, [MASK]) per level
+        k, v = torch.randn(2, 3, n, 4, generator=g), torch.randn(2, 3, n, 4, generator=g)
+        for layer in (ours, stock):
+            layer.crop(crop)
+        assert all(torch.equal(a, b) for a, b in zip(ours.update(k, v), stock.update(k, v), strict=True))
+        assert ours.get_seq_length() == stock.get_seq_length()
+    with pytest.raises(ValueError, match="capacity"):
+        ours.update(k, v)
+    with pytest.raises(ValueError, match="negative"):
+        ours.crop(1)
+
+
 def test_hierarchy_consistent_decoding_selects_no_orphans() -> None:
     model = tiny_hbgl(DEPTH4).eval()
     with torch.no_grad():
