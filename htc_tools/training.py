@@ -1,4 +1,5 @@
-"""Training helpers shared by the examples and benchmarks: encoder shortcuts and ``compute_metrics``."""
+"""Training helpers shared by the examples and benchmarks: encoder shortcuts, ``compute_metrics`` and the flat
+head's prior-bias start."""
 
 from __future__ import annotations
 
