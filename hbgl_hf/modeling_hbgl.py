@@ -325,8 +325,8 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         selected = torch.zeros(b, num_labels, dtype=torch.bool, device=device)
         active = torch.ones(b, dtype=torch.bool, device=device)
         fed: list[torch.Tensor] = []  # [B, H] per decoded level
-        # text + fed slots + one [MASK] slot, written in place (no per-level copy of the text's keys/values)
-        cache = decoding_cache(self.config.num_hidden_layers, s + self.depth + 1) if use_cache else None
+        # at most text + (depth - 1) fed slots + one [MASK] slot, written in place (no per-level copy of the text)
+        cache = decoding_cache(self.config.num_hidden_layers, s + self.depth) if use_cache else None
         if use_cache:
             self._encode(text_embeds, text_pos, text_types, cache=cache, padding_mask=attention_mask)
         for level in range(1, self.depth + 1):
