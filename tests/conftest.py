@@ -3,16 +3,22 @@ and network blocking (no test may download anything)."""
 
 from __future__ import annotations
 
-import copy
-import json
 import os
-import socket
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
-import pytest
+# Before anything imports huggingface_hub / datasets / transformers: they read these once, at import.
+for _name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ[_name] = "1"
+
+import copy  # noqa: E402
+import ipaddress  # noqa: E402
+import json  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import textwrap  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_TAXONOMIES = SHARED / "taxonomies"
@@ -35,21 +41,78 @@ TOY_TAXONOMY = {
 }
 
 
+def is_local_host(host: object) -> bool:
+    """Loopback names and addresses, and the unspecified address (binding a server)."""
+    if isinstance(host, bytes):
+        host = host.decode(errors="replace")
+    if host is None or host in ("", "localhost"):
+        return True
+    if not isinstance(host, str):
+        return False
+    try:
+        address = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def _blocked(what: str, address: object) -> OSError:
+    return OSError(f"network access is blocked in tests ({what} {address!r})")
+
+
+def _local(sock: socket.socket, address: object) -> bool:
+    return sock.family == socket.AF_UNIX or is_local_host(address[0] if isinstance(address, tuple) else address)
+
+
+_REAL = {"connect": socket.socket.connect, "connect_ex": socket.socket.connect_ex, "sendto": socket.socket.sendto,
+         "create_connection": socket.create_connection, "getaddrinfo": socket.getaddrinfo}
+
+
+def _guarded_connect(self: socket.socket, address: object) -> object:
+    if not _local(self, address):
+        raise _blocked("connect", address)
+    return _REAL["connect"](self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address: object) -> int:
+    if not _local(self, address):
+        raise _blocked("connect_ex", address)
+    return _REAL["connect_ex"](self, address)
+
+
+def _guarded_sendto(self: socket.socket, data: bytes, *args: object) -> int:
+    if not _local(self, args[-1]):
+        raise _blocked("sendto", args[-1])
+    return _REAL["sendto"](self, data, *args)
+
+
+def _guarded_create_connection(address: tuple, *args: object, **kwargs: object) -> socket.socket:
+    if not is_local_host(address[0]):
+        raise _blocked("create_connection", address)
+    return _REAL["create_connection"](address, *args, **kwargs)
+
+
+def _guarded_getaddrinfo(host: object, *args: object, **kwargs: object) -> list:
+    if not is_local_host(host):
+        raise _blocked("getaddrinfo", host)
+    return _REAL["getaddrinfo"](host, *args, **kwargs)
+
+
+GUARDS = {(socket.socket, "connect"): _guarded_connect, (socket.socket, "connect_ex"): _guarded_connect_ex,
+          (socket.socket, "sendto"): _guarded_sendto, (socket, "create_connection"): _guarded_create_connection,
+          (socket, "getaddrinfo"): _guarded_getaddrinfo}
+for (_owner, _attr), _guard in GUARDS.items():  # from collection on, session fixtures included
+    setattr(_owner, _attr, _guard)
+
+
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail any attempt to open a non-local socket connection."""
-    real_connect = socket.socket.connect
-
-    def guarded(self: socket.socket, address: object) -> object:
-        host = address[0] if isinstance(address, tuple) else address
-        local = isinstance(host, str) and (host.startswith("127.") or host in ("localhost", "::1"))
-        if local or self.family == socket.AF_UNIX:
-            return real_connect(self, address)
-        raise OSError(f"network access is blocked in tests (tried {address!r})")
-
-    monkeypatch.setattr(socket.socket, "connect", guarded)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    """Fail any non-local connection, UDP send or name lookup (the guards are installed at import; this
+    re-installs them for each test, so one test replacing a socket function cannot open the way out)."""
+    for (owner, attr), guard in GUARDS.items():
+        monkeypatch.setattr(owner, attr, guard)
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.setenv(name, "1")
 
 
 @pytest.fixture(scope="session")
