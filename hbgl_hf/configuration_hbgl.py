@@ -9,13 +9,22 @@ field                  paper (default)                          authors' code
 label_init             "mean" of the name's word pieces (§4.1)  "sum"
 cpt_self_attention     True: Eq. 2 allows i = j                 False
 cpt_segment_id         1 (Eq. 1)                                0
-cpt_target_mode        "intended": masked sibling leaves are    "hbgl_shifted": the off-by-one lookup
-                       each other's targets (Eq. 4)
+cpt_target_mode        "intended": masked sibling leaves are    "hbgl_shifted": the off-by-one lookup in
+                       each other's targets (Eq. 4)             sorted-name order (reference §1.4 [BUG])
 cpt_mask_ratio_*       grows 0.15 -> 0.45 (Alg. 1)              max = min = 0.15 (WOS, NYT)
-loss_columns           "level": level h's labels (Eq. 8)        "all": every label at every level
-empty_level_input      "sep": e_[SEP] (Eq. 11)                  "zero": a zero vector
+loss_columns           "level": level h's labels (Eq. 8)        "all": every label + [SEP] scored at every
+                                                                level (inputs and targets stay per level)
+empty_level_input      "sep": e_[SEP] fed for a level that      "zero": a zero vector
+                       selects nothing (Eq. 11)
+decoding               "paper": levels 1..D, an empty level     "authors": D + 1 steps scoring [SEP] and
+                       feeds the empty input and decoding goes  every label; stop at the first step whose
+                       on; labels counted at their own level    [SEP] fires (its labels dropped); the union
+                       (Eq. 10-12). "stop_at_empty": a path     of labels fired at any earlier step
+                       ends at its first empty level            (reference §1.6; its two post-processing
+                                                                bugs are not reproduced)
 target_mask_prob       0.5 (s2s-ft default, not in the paper)   0.5
-decode_threshold       0.5 (Eq. 11-12)                          0.5
+decode_threshold       0.5 (Eq. 11-12): a label is selected     0.5
+                       when its score > logit(threshold)
 loss_reduction         "example": BCE mean per example, then    "batch": one mean over every scored entry
                        over examples (not specified in the      of the batch (examples with longer paths
                        paper; exact under gradient accumulation) weigh more; GA-exact only for equal paths)
@@ -38,6 +47,8 @@ class HBGLConfig(BertConfig):
         label_token_offset: id of the first label row in the word-embedding table (the base vocab size).
         sep_token_id, mask_token_id, cls_token_id: the encoder vocabulary's special tokens.
         hierarchy_consistent: decode a label only when one of its parents was selected.
+        decode_threshold: probability threshold of Eq. 11-12, applied to the scores as ``score > logit(t)`` so
+            that no precision is lost in a rounded probability (bf16).
     """
 
     model_type = "hbgl"
@@ -55,6 +66,7 @@ class HBGLConfig(BertConfig):
     cpt_mask_ratio_max: float = 0.45
     loss_columns: str = "level"
     empty_level_input: str = "sep"
+    decoding: str = "paper"
     target_mask_prob: float = 0.5
     decode_threshold: float = 0.5
     loss_reduction: str = "example"
@@ -64,7 +76,7 @@ class HBGLConfig(BertConfig):
         super().__post_init__(**kwargs)
         choices = {"label_init": ("mean", "sum"), "cpt_target_mode": ("intended", "hbgl_shifted"),
                    "loss_columns": ("level", "all"), "empty_level_input": ("sep", "zero"),
-                   "loss_reduction": ("example", "batch")}
+                   "decoding": ("paper", "stop_at_empty", "authors"), "loss_reduction": ("example", "batch")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"HBGLConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")

@@ -13,6 +13,7 @@ computes no weight gradients for them, only the activations' path back to the la
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import torch
@@ -22,13 +23,14 @@ from torch import nn
 from .masks import label_graph_mask, to_backend_mask
 
 
-def sibling_group_keys(label_parents: Sequence[Sequence[int]], mode: str = "intended") -> list[object]:
+def sibling_group_keys(label_parents: Sequence[Sequence[int]], mode: str = "intended",
+                       label_names: Sequence[str] | None = None) -> list[object]:
     """Per label, the key that groups masked leaves into shared targets (``None``: own target only).
 
     ``"intended"`` (Eq. 4): a leaf's key is its parent set, non-leaves get ``None``.
-    ``"hbgl_shifted"``: the authors' off-by-one lookup (reference §1.4 [BUG]): label ``i`` is tested and
-    grouped by label ``i - 1``'s leafness and parents; label 0 counts as a non-leaf. (The authors' label
-    order is sorted names; here it is the config's id order.)
+    ``"hbgl_shifted"``: the authors' off-by-one lookup (reference §1.4 [BUG]), in *their* label order, the
+    Python-sorted ``label_names`` whatever the ids: the label of sorted rank ``r`` is tested and grouped by the
+    label of rank ``r - 1`` (its leafness and parents); rank 0 counts as a non-leaf.
     """
     has_child = [False] * len(label_parents)
     for parents in label_parents:
@@ -41,7 +43,13 @@ def sibling_group_keys(label_parents: Sequence[Sequence[int]], mode: str = "inte
     if mode == "intended":
         return [key(i) for i in range(len(label_parents))]
     if mode == "hbgl_shifted":
-        return [None] + [key(i - 1) for i in range(1, len(label_parents))]
+        if label_names is None or len(label_names) != len(label_parents):
+            raise ValueError("cpt_target_mode='hbgl_shifted' needs every label's name (the authors' order)")
+        order = sorted(range(len(label_parents)), key=lambda i: label_names[i])
+        keys: list[object] = [None] * len(label_parents)
+        for rank in range(1, len(order)):
+            keys[order[rank]] = key(order[rank - 1])
+        return keys
     raise ValueError(f"cpt_target_mode must be 'intended' or 'hbgl_shifted', got {mode!r}")
 
 
@@ -60,13 +68,26 @@ def masked_label_targets(masked: torch.Tensor, shared: torch.Tensor) -> torch.Te
     return shared[None] & masked[:, None, :] & masked[:, :, None]
 
 
+def stage_rows(num_steps: int, batch_size: int, seed: int) -> dict[str, list]:
+    """The stage's "dataset": ``num_steps * batch_size`` rows served in order, each with its step's progress
+    (Alg. 1 line 15: the masking ratio grows with the step) and its own masking seed, so that every sequence
+    (and, under DDP, every rank's share of a step, which takes other rows) draws other label masks, reproducibly
+    from ``seed``. ``batch_size`` is the global batch of one step (per-device batch x processes)."""
+    total = num_steps * batch_size
+    # torch's CPU generator keeps 32 bits of a seed: hash (seed, row) into 32 bits rather than add them up
+    mask_seeds = [int.from_bytes(hashlib.blake2b(f"{seed}:{i}".encode(), digest_size=4).digest(), "little")
+                  for i in range(total)]
+    return {"progress": [i // batch_size / num_steps for i in range(total)], "mask_seed": mask_seeds}
+
+
 class LabelGraphPretrainer(nn.Module):
     """Trains a copy of the label rows of an HBGL model with the encoder frozen.
 
-    ``forward(progress)`` takes ``[B]`` floats in [0, 1] (the stage's progress, which sets the masking
-    ratio) and returns ``{"loss": ...}``, so it runs under the Trainer (a dataset of progress values) and
-    DDP: the freeze happens here, before any wrapping, and the only trainable parameter takes part in
-    every step. :meth:`commit` writes the rows back into the model's embedding table.
+    ``forward(progress, mask_seed)`` takes ``[B]`` floats in [0, 1] (the stage's progress, which sets the masking
+    ratio) and ``[B]`` integer seeds of each sequence's label mask (:func:`stage_rows`), and returns
+    ``{"loss": ...}``, so it runs under the Trainer (a dataset of those rows) and DDP: the freeze happens here,
+    before any wrapping, and the only trainable parameter takes part in every step. :meth:`commit` writes the
+    rows back into the model's embedding table.
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -82,22 +103,39 @@ class LabelGraphPretrainer(nn.Module):
         levels = model.label_levels
         positions = torch.cat([levels.new_zeros(1), levels, levels.new_full((1,), model.depth + 1)])
         self.register_buffer("positions", positions, persistent=False)
-        keys = sibling_group_keys(config.label_parents, config.cpt_target_mode)
+        names = [config.id2label[i] for i in range(config.num_labels)]
+        keys = sibling_group_keys(config.label_parents, config.cpt_target_mode, names)
         self.register_buffer("shared_targets", shared_target_matrix(keys), persistent=False)
 
     def mask_ratio(self, progress: torch.Tensor) -> torch.Tensor:
         c = self.model.config
         return c.cpt_mask_ratio_min + (c.cpt_mask_ratio_max - c.cpt_mask_ratio_min) * progress.clamp(0, 1)
 
-    def forward(self, progress: torch.Tensor) -> dict[str, torch.Tensor]:
+    def draw_masks(self, progress: torch.Tensor, mask_seed: torch.Tensor) -> torch.Tensor:
+        """``[B]`` progress and seeds -> ``[B, L]`` bool: each label slot masked with probability r (Alg. 1 line 8),
+        at least one per sequence. Drawn on the CPU from each row's own generator (device-independent)."""
+        num_labels = self.model.config.num_labels
+        rows = []
+        for ratio, seed in zip(self.mask_ratio(progress.float().cpu()).tolist(), mask_seed.tolist(), strict=True):
+            generator = torch.Generator().manual_seed(int(seed))
+            masked = torch.rand(num_labels, generator=generator) < ratio
+            if not masked.any():
+                masked[torch.randint(num_labels, (1,), generator=generator)] = True
+            rows.append(masked)
+        return torch.stack(rows).to(self.label_embeddings.device)
+
+    def forward(self, progress: torch.Tensor | None = None, mask_seed: torch.Tensor | None = None,
+                masked: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Masked label prediction (Eq. 3-4) on ``B`` copies of the label graph: masks drawn from ``progress`` and
+        ``mask_seed`` (``[B]`` each), or given as ``masked`` ``[B, L]`` bool."""
         model, config = self.model, self.model.config
-        b, num_labels = progress.shape[0], config.num_labels
+        if masked is None:
+            if progress is None or mask_seed is None:
+                raise ValueError("LabelGraphPretrainer needs progress and mask_seed, or explicit masks")
+            masked = self.draw_masks(progress, mask_seed)
+        b, num_labels = masked.shape
         device = self.label_embeddings.device
-        ratio = self.mask_ratio(progress.to(device).float())
-        masked = torch.rand(b, num_labels, device=device) < ratio[:, None]
-        none = ~masked.any(-1)  # every sequence predicts at least one label
-        if none.any():
-            masked[none, torch.randint(num_labels, (int(none.sum()),), device=device)] = True
+        masked = masked.to(device)
         cls_row, sep_row, mask_row = model._word_rows([config.cls_token_id, config.sep_token_id, config.mask_token_id])
         labels_in = torch.where(masked[..., None], mask_row, self.label_embeddings[None])
         embeds = torch.cat([cls_row.expand(b, 1, -1), labels_in, sep_row.expand(b, 1, -1)], dim=1)

@@ -10,6 +10,7 @@ to the word-embedding table whose last ``num_labels`` rows are the label embeddi
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import torch
@@ -21,7 +22,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_hbgl import HBGLConfig
 from .decoding_cache import decoding_cache
-from .label_pretraining import LabelGraphPretrainer
+from .label_pretraining import LabelGraphPretrainer, stage_rows
 from .masks import decoding_mask, local_hierarchy_mask, to_backend_mask
 
 logger = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
             column_mask = torch.cat([torch.ones(t, 1, dtype=torch.bool, device=device), on_level], dim=1)
         return {
             "label_levels": levels,
+            "level_mask": levels[None, :] == torch.arange(1, self.depth + 1, device=device)[:, None],  # [D, L]
             "label_columns": columns,
             "head_columns": torch.cat([torch.tensor([config.sep_token_id], device=device), columns]),
             "parent_matrix": parents,
@@ -227,8 +229,9 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         return out.last_hidden_state
 
     def level_multi_hot(self, labels: torch.Tensor) -> torch.Tensor:
-        """``[B, L]`` multi-hot -> ``[B, D, L]``: the gold labels of each level."""
-        return labels[:, None, :] * self.column_mask[None, : self.depth, 1:]
+        """``[B, L]`` multi-hot -> ``[B, D, L]``: the gold labels of each level (Eq. 5's ``y_h``), whatever
+        columns the loss scores."""
+        return labels[:, None, :] * self._indices()["level_mask"][None]
 
     @property
     def column_mask(self) -> torch.Tensor:
@@ -297,45 +300,64 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
     def decode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                token_type_ids: torch.Tensor | None = None, threshold: float | None = None,
                hierarchy_consistent: bool | None = None, use_cache: bool = True) -> HBGLDecodeOutput:
-        """Predict level by level: score level ``h`` at a [MASK] slot, select ``sigmoid > threshold``, feed
-        the sum of the selected label embeddings back as slot ``h`` (``e_[SEP]`` or zero when none is
-        selected, which also ends that path). The text is encoded once and reused through a KV cache
-        (``use_cache=False`` recomputes the whole sequence at each level: same result, slower).
+        """Predict level by level (``config.decoding``):
 
-        Returns: :class:`HBGLDecodeOutput` with ``[B, L]`` probabilities, selection and logits.
+        * ``"paper"`` (Eq. 10-12): at level ``h`` a [MASK] slot scores the slot's columns (level ``h``'s labels, or
+          every label under ``loss_columns="all"``); a label fires when ``score > logit(threshold)``; the sum of
+          the fired labels' embeddings is fed back as slot ``h`` (Eq. 11; ``e_[SEP]``, or zero under
+          ``empty_level_input="zero"``, when none fires) and decoding goes on to level ``D``. The prediction is
+          every label fired at its own level (Eq. 12).
+        * ``"stop_at_empty"``: the same, but a path ends at its first level that fires nothing.
+        * ``"authors"`` (reference §1.6): ``D + 1`` steps that score ``[SEP]`` and every label; a path stops at the
+          first step whose ``[SEP]`` fires (that step's labels are dropped); the prediction is every label fired
+          at an earlier step, at any level.
+
+        The text is encoded once and reused through a KV cache (``use_cache=False`` recomputes the whole
+        sequence at each step: same result, slower).
+
+        Returns: :class:`HBGLDecodeOutput` with ``[B, L]`` probabilities, selection and logits (each label's
+        score at its own level's step; ``-1e4`` / probability 0 where that step did not run for the example).
         """
-        threshold = self.config.decode_threshold if threshold is None else threshold
-        consistent = self.config.hierarchy_consistent if hierarchy_consistent is None else hierarchy_consistent
+        config = self.config
+        threshold = config.decode_threshold if threshold is None else threshold
+        if not 0 < threshold < 1:
+            raise ValueError(f"threshold must be a probability in (0, 1), got {threshold}")
+        score_threshold = math.log(threshold) - math.log1p(-threshold)  # sigmoid(s) > t  <=>  s > logit(t)
+        consistent = config.hierarchy_consistent if hierarchy_consistent is None else hierarchy_consistent
+        authors = config.decoding == "authors"
         input_ids, attention_mask, text_types = self._text_inputs(input_ids, attention_mask, token_type_ids)
         b, s = input_ids.shape
         device = input_ids.device
-        num_labels = self.config.num_labels
+        num_labels = config.num_labels
         text_mask = attention_mask.bool()
         text_len = attention_mask.sum(-1, keepdim=True)
         text_embeds = self.bert.embeddings.word_embeddings(input_ids)
         text_pos = torch.arange(s, device=device).expand(b, s)
         label_rows = self._word_rows(self.label_columns)
-        sep_row, mask_row = self._word_rows([self.config.sep_token_id, self.config.mask_token_id])
-        stop_row = sep_row if self.config.empty_level_input == "sep" else torch.zeros_like(sep_row)  # Eq. 11
-        allowed = self.column_mask[:, 1:]  # [T, L]
-        parent_matrix = self._indices()["parent_matrix"]
+        sep_row, mask_row = self._word_rows([config.sep_token_id, config.mask_token_id])
+        empty_row = sep_row if config.empty_level_input == "sep" else torch.zeros_like(sep_row)  # Eq. 11
+        # [steps, L]: the labels each step may fire: its columns (paper), every label (authors)
+        candidates = torch.ones_like(self.column_mask[:, 1:]) if authors else self.column_mask[: self.depth, 1:]
+        num_steps = candidates.shape[0]
+        level_mask, parent_matrix = self._indices()["level_mask"], self._indices()["parent_matrix"]
+        top_level = self.label_levels == 1
+        score_columns = self.head_columns if authors else self.label_columns
 
         logits = torch.full((b, num_labels), -1e4, dtype=text_embeds.dtype, device=device)
-        reached = torch.zeros(b, num_labels, dtype=torch.bool, device=device)  # scored before the path stopped
+        reached = torch.zeros(b, num_labels, dtype=torch.bool, device=device)  # scored at their level, path alive
         selected = torch.zeros(b, num_labels, dtype=torch.bool, device=device)
         active = torch.ones(b, dtype=torch.bool, device=device)
-        fed: list[torch.Tensor] = []  # [B, H] per decoded level
-        # at most text + (depth - 1) fed slots + one [MASK] slot, written in place (no per-level copy of the text)
-        cache = decoding_cache(self.config.num_hidden_layers, s + self.depth) if use_cache else None
+        fed: list[torch.Tensor] = []  # [B, H] per decoded step
+        # at most text + (steps - 1) fed slots + one [MASK] slot, written in place (no per-step copy of the text)
+        cache = decoding_cache(config.num_hidden_layers, s + num_steps) if use_cache else None
         if use_cache:
             self._encode(text_embeds, text_pos, text_types, cache=cache, padding_mask=attention_mask)
-        for level in range(1, self.depth + 1):
-            k = level - 1  # fed slots before this level
+        for k in range(num_steps):  # k slots fed before this step
             if use_cache:
                 new = ([fed[-1][:, None]] if k else []) + [mask_row.expand(b, 1, -1)]
                 new_pos = text_len + torch.arange(max(k - 1, 0), k + 1, device=device)[None, :]
                 if k:
-                    cache.crop(-1)  # drop the previous [MASK] slot; its level is now fed
+                    cache.crop(-1)  # drop the previous [MASK] slot; its step is now fed
                 step_mask = decoding_mask(text_mask, k, num_queries=len(new))
                 hidden = self._encode(torch.cat(new, 1), new_pos, torch.ones_like(new_pos), step_mask, cache)
             else:
@@ -345,39 +367,54 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
                 positions = torch.cat([text_pos, slot_pos], 1)
                 types = torch.cat([text_types, torch.ones_like(slot_pos)], 1)
                 hidden = self._encode(embeds, positions, types, decoding_mask(text_mask, k))
-            scores = self.cls(hidden[:, -1], self.label_columns)  # [B, L]
-            fires = (torch.sigmoid(scores) > threshold) & allowed[k] & active[:, None]
+            scores = self.cls(hidden[:, -1], score_columns)  # [B, (1 +) L]
+            if authors:
+                stops, scores = scores[:, 0] > score_threshold, scores[:, 1:]
+                alive = active & ~stops  # the step whose [SEP] fires adds nothing
+            else:
+                alive = active
+            fires = (scores > score_threshold) & candidates[k] & alive[:, None]
             if consistent:
                 has_parent = (selected.to(scores.dtype) @ parent_matrix.T) > 0
-                fires &= has_parent | (self.label_levels == 1)[None, :]
-            now = (self.label_levels == level)[None, :] & active[:, None]
+                fires &= has_parent | top_level[None, :]
+            own_level = level_mask[k] if k < self.depth else torch.zeros_like(top_level)
+            now = own_level[None, :] & alive[:, None]
             logits = torch.where(now, scores, logits)
             reached |= now
-            selected |= fires & now  # Eq. 12: a label counts at its own level
+            selected |= fires if authors else fires & own_level[None, :]  # Eq. 12: at its own level
             empty = ~fires.any(-1)
-            fed.append(torch.where(empty[:, None], stop_row, fires.to(label_rows.dtype) @ label_rows))  # Eq. 11
-            active &= ~empty
+            if k + 1 < num_steps:
+                fed.append(torch.where(empty[:, None], empty_row, fires.to(label_rows.dtype) @ label_rows))  # Eq. 11
+            if config.decoding == "stop_at_empty":
+                active = active & ~empty
+            elif authors:
+                active = alive
         probabilities = torch.where(reached, torch.sigmoid(logits), torch.zeros_like(logits))
         return HBGLDecodeOutput(probabilities=probabilities, selected=selected, logits=logits)
 
     # ---------------------------------------------------------------- global stage (Alg. 1)
     def pretrain_label_embeddings(self, num_steps: int, learning_rate: float = 1e-3, batch_size: int = 32,
                                   seed: int = 0) -> list[float]:
-        """Global hierarchy-aware label embeddings (paper §4.1, Alg. 1): the encoder frozen, only the label
-        rows trained by masked label prediction over the label graph. Returns the loss per step.
+        """Global hierarchy-aware label embeddings (paper §4.1, Alg. 1): the encoder frozen (it still runs in train
+        mode, as the authors' code), only the label rows trained by masked label prediction over the label graph,
+        with AdamW (weight decay 0, eps 1e-8), a constant learning rate and no gradient clipping (reference §1.4).
+        Returns the loss per step.
 
-        The torch RNG state is restored afterwards (as the authors' code), so fine-tuning randomness does
-        not depend on this stage. For a Trainer/DDP stage use :class:`LabelGraphPretrainer` directly.
+        The same rows, masks and optimiser as the Trainer stage (``htc_tools.trainer.run_label_pretraining`` with
+        ``args.seed == seed``). The torch RNG state is restored afterwards (as the authors' code), so fine-tuning
+        randomness does not depend on this stage.
         """
         pretrainer = LabelGraphPretrainer(self)
         optimizer = torch.optim.AdamW([pretrainer.label_embeddings], lr=learning_rate, weight_decay=0.0, eps=1e-8)
+        rows = stage_rows(num_steps, batch_size, seed)
         losses = []
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             pretrainer.train()
             for step in range(num_steps):
-                progress = torch.full((batch_size,), step / max(num_steps, 1))
-                loss = pretrainer(progress)["loss"]
+                batch = slice(step * batch_size, (step + 1) * batch_size)
+                progress, mask_seed = torch.tensor(rows["progress"][batch]), torch.tensor(rows["mask_seed"][batch])
+                loss = pretrainer(progress, mask_seed)["loss"]
                 loss.backward()
                 optimizer.step()
                 optimizer.zero_grad()

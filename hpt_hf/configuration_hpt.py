@@ -15,9 +15,16 @@ label_init             "mean" of the name's word pieces                 "mean_wi
 graph_edges            "undirected": a node hears all its neighbours,   "parent_to_child": messages flow
                        virtual node d hears depth d's labels (§4.1.2)   parent->child and virtual->label only
                                                                          (so V_d hears only itself)
+graph_residual         "plain": t' = t + g (Eq. 5)                      "layer_norm": LayerNorm(t + g)
+                                                                         (reference §2.5)
+verbalizer_bias        "label": one learnable b_l per label (after      "mlm_plus_label": the MLM decoder's
+                       Eq. 10; a label is scored at one layer only)     bias of the label row + one extra
+                                                                         bias per label (reference §2.6, P3)
+early stopping         macro-F1 not improving for 6 epochs (§5.1)      neither macro- nor micro-F1 improving
+                       (the Trainer's EarlyStoppingCallback)            (htc_tools MacroMicroEarlyStopping)
 =====================  ==============================================  ======================================
 
-Both use one GAT layer with residual + LayerNorm, an MLM loss of weight 1 and ``score > 0`` prediction.
+Both use one GAT layer, an MLM loss of weight 1 and ``score > 0`` prediction (``decode_threshold`` 0.5).
 """
 
 from __future__ import annotations
@@ -40,7 +47,8 @@ class HPTConfig(BertConfig):
         graph_dropout: dropout on the GAT output before the residual (None: ``attention_probs_dropout_prob``).
         mlm_loss_weight: weight of the MLM loss (Eq. 11; 1 in the paper and code, 0 disables it).
         mlm_probability: share of eligible tokens the MLM loss is computed on.
-        decode_threshold: probability above which a label is predicted (0.5 = ``score > 0``).
+        decode_threshold: a label is predicted when its score > logit(threshold) (0.5: ``score > 0``, §4.2),
+            compared on the score itself (no precision lost in a rounded probability).
         hierarchy_consistent: predict a label only when one of its parents is predicted.
     """
 
@@ -56,6 +64,8 @@ class HPTConfig(BertConfig):
     mlm_eligible: str = "text"
     label_init: str = "mean"
     graph_edges: str = "undirected"
+    graph_residual: str = "plain"
+    verbalizer_bias: str = "label"
     graph_layers: int = 1
     graph_dropout: float | None = None
     mlm_loss_weight: float = 1.0
@@ -66,7 +76,8 @@ class HPTConfig(BertConfig):
     def __post_init__(self, **kwargs: object) -> None:
         super().__post_init__(**kwargs)
         choices = {"zmlce_mode": ("per_depth", "per_example_global"), "mlm_eligible": ("text", "ordinary"),
-                   "label_init": ("mean", "mean_with_special"), "graph_edges": ("undirected", "parent_to_child")}
+                   "label_init": ("mean", "mean_with_special"), "graph_edges": ("undirected", "parent_to_child"),
+                   "graph_residual": ("plain", "layer_norm"), "verbalizer_bias": ("label", "mlm_plus_label")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"HPTConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")

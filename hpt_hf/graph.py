@@ -39,21 +39,24 @@ def hierarchy_adjacency(label_parents: list[list[int]], label_levels: list[int],
 
 
 class GraphAttentionLayer(nn.Module):
-    """One single-head GAT layer (Velickovic et al.; torch-geometric ``GATConv`` defaults) followed by HPT's
-    residual and LayerNorm: ``x <- LayerNorm(x + Dropout(GAT(x)))`` (Eq. 5 plus the code's LayerNorm).
+    """One single-head GAT layer (Velickovic et al.; torch-geometric ``GATConv`` defaults) with HPT's residual:
+    ``x <- x + Dropout(GAT(x))`` (Eq. 5) or, with ``layer_norm``, ``x <- LayerNorm(x + Dropout(GAT(x)))`` (the
+    authors' code, reference §2.5).
 
     GAT: ``x' = W x``; ``alpha_ij = softmax_{j in N(i)}(LeakyReLU_0.2(a_src . x'_j + a_dst . x'_i))``;
     ``out_i = sum_j alpha_ij x'_j + b``.
     """
 
-    def __init__(self, hidden_size: int, dropout: float, layer_norm_eps: float = 1e-5) -> None:
+    def __init__(self, hidden_size: int, dropout: float, layer_norm: bool = False,
+                 layer_norm_eps: float = 1e-5) -> None:
         super().__init__()
         self.linear = nn.Linear(hidden_size, hidden_size, bias=False)
         self.attention_source = nn.Parameter(torch.empty(hidden_size))
         self.attention_target = nn.Parameter(torch.empty(hidden_size))
         self.bias = nn.Parameter(torch.zeros(hidden_size))
         self.dropout = nn.Dropout(dropout)
-        self.layer_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        # no LayerNorm parameters under Eq. 5: none unused in the state dict or under DDP
+        self.layer_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps) if layer_norm else nn.Identity()
         self.reset_parameters()
 
     @torch.no_grad()
@@ -75,11 +78,13 @@ class GraphAttentionLayer(nn.Module):
 
 
 class HierarchyInjection(nn.Module):
-    """``K`` stacked :class:`GraphAttentionLayer` over label words + virtual depth tokens (Eq. 4-5)."""
+    """``K`` stacked :class:`GraphAttentionLayer` over label words + virtual depth tokens (Eq. 4-5; for K > 1 the
+    residual is applied at every layer)."""
 
-    def __init__(self, hidden_size: int, num_layers: int, dropout: float, layer_norm_eps: float = 1e-5) -> None:
+    def __init__(self, hidden_size: int, num_layers: int, dropout: float, layer_norm: bool = False,
+                 layer_norm_eps: float = 1e-5) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(GraphAttentionLayer(hidden_size, dropout, layer_norm_eps)
+        self.layers = nn.ModuleList(GraphAttentionLayer(hidden_size, dropout, layer_norm, layer_norm_eps)
                                     for _ in range(num_layers))
 
     def forward(self, nodes: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:

@@ -96,8 +96,9 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
         self.bert = BertModel(config, add_pooling_layer=False)
         self.cls = HPTPromptHead(config)
         dropout = config.attention_probs_dropout_prob if config.graph_dropout is None else config.graph_dropout
-        self.graph = HierarchyInjection(config.hidden_size, config.graph_layers, dropout)
-        self.label_bias = nn.Parameter(torch.zeros(config.num_labels))  # verbalizer bias b_l (§4.2)
+        self.graph = HierarchyInjection(config.hidden_size, config.graph_layers, dropout,
+                                        layer_norm=config.graph_residual == "layer_norm")
+        self.label_bias = nn.Parameter(torch.zeros(config.num_labels))  # verbalizer bias b_l (after Eq. 10)
         self._index_cache: dict[torch.device, dict[str, torch.Tensor]] = {}
         self.post_init()
 
@@ -276,10 +277,15 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
 
     def _label_scores(self, hidden: torch.Tensor, pred_positions: torch.Tensor) -> torch.Tensor:
         """The verbalizer: ``[B, S', H]`` hidden states -> ``[B, L]``, label ``l`` scored at the ``[PRED]`` of its
-        depth: ``<transform(h), e_l> + b_mlm[l] + b_l`` (raw label rows, reference §2.6)."""
+        depth with the raw label rows (reference §2.6): ``<transform(h), e_l> + b_l`` (Eq. 10), plus the MLM
+        decoder's bias ``b_mlm[l]`` under ``verbalizer_bias="mlm_plus_label"`` (the authors' code)."""
         offset, num_labels = self.config.label_token_offset, self.config.num_labels
         pred_hidden = hidden.gather(1, pred_positions[..., None].expand(-1, -1, hidden.shape[-1]))  # [B, D, H]
-        per_depth = self.cls(pred_hidden, slice(offset, offset + num_labels)) + self.label_bias  # [B, D, L]
+        rows = slice(offset, offset + num_labels)
+        if self.config.verbalizer_bias == "mlm_plus_label":
+            per_depth = self.cls(pred_hidden, rows) + self.label_bias  # [B, D, L]
+        else:
+            per_depth = F.linear(self.cls.transform(pred_hidden), self.cls.decoder.weight[rows], self.label_bias)
         depth_index = (self.label_levels - 1).expand(hidden.shape[0], 1, -1)
         return per_depth.gather(1, depth_index).squeeze(1)
 
@@ -288,16 +294,19 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
     def decode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                token_type_ids: torch.Tensor | None = None, threshold: float | None = None,
                hierarchy_consistent: bool | None = None) -> HPTDecodeOutput:
-        """One forward; a label is selected when ``sigmoid(score) > threshold`` (0.5: ``score > 0``). With
-        ``hierarchy_consistent`` a label below the top level also needs a selected parent (depth by depth).
+        """One forward; a label is selected when its score ``> logit(threshold)`` (0.5: ``score > 0``, §4.2), compared
+        on the score, not on a rounded probability. With ``hierarchy_consistent`` a label below the top level also
+        needs a selected parent (depth by depth).
 
         Returns: :class:`HPTDecodeOutput` with ``[B, L]`` probabilities, selection and logits.
         """
         threshold = self.config.decode_threshold if threshold is None else threshold
+        if not 0 < threshold < 1:
+            raise ValueError(f"threshold must be a probability in (0, 1), got {threshold}")
         consistent = self.config.hierarchy_consistent if hierarchy_consistent is None else hierarchy_consistent
         logits = self.forward(input_ids, attention_mask, token_type_ids).logits
         probabilities = torch.sigmoid(logits)
-        selected = probabilities > threshold
+        selected = logits > math.log(threshold) - math.log1p(-threshold)
         if consistent:
             parent_matrix = self._indices()["parent_matrix"]
             for level in range(2, self.depth + 1):

@@ -29,26 +29,30 @@ def run_label_pretraining(model: nn.Module, args: TrainingArguments, num_steps: 
     back into ``model`` and unfreezes it. Returns the logged losses.
 
     The encoder is frozen *before* the stage's Trainer wraps anything (hf-notes §4.2), the only trainable
-    parameter takes part in every step (``ddp_find_unused_parameters=False``), and batches are served in
-    order so each step's masking ratio grows from ``cpt_mask_ratio_min`` to ``cpt_mask_ratio_max`` (Alg. 1).
+    parameter takes part in every step (``ddp_find_unused_parameters=False``), and rows are served in order so
+    each step's masking ratio grows from ``cpt_mask_ratio_min`` to ``cpt_mask_ratio_max`` (Alg. 1). Each row has
+    its own masking seed derived from ``args.seed``: every rank masks other labels, and a single process
+    reproduces ``model.pretrain_label_embeddings(num_steps, learning_rate, batch_size, seed=args.seed)``.
     """
     from hbgl_hf import LabelGraphPretrainer
+    from hbgl_hf.label_pretraining import stage_rows
 
     stage = LabelGraphPretrainer(model)
     world = max(args.world_size, 1)
-    per_step = batch_size * world
-    progress = datasets.Dataset.from_dict({"progress": [i // per_step / num_steps
-                                                        for i in range(num_steps * per_step)]})
+    rows = datasets.Dataset.from_dict(stage_rows(num_steps, batch_size * world, args.seed))
+    # the authors' stage (and pretrain_label_embeddings): AdamW, no weight decay, eps 1e-8, constant learning rate,
+    # no gradient clipping; none of the fine-tuning's optimiser settings leak in
     stage_args = dataclasses.replace(
         args, output_dir=os.path.join(args.output_dir, "label_pretraining"), max_steps=num_steps,
         num_train_epochs=1, learning_rate=learning_rate, per_device_train_batch_size=batch_size,
-        gradient_accumulation_steps=1, weight_decay=0.0, warmup_steps=0, lr_scheduler_type="constant",
-        train_sampling_strategy="sequential", eval_strategy="no", save_strategy="no", load_best_model_at_end=False,
-        ddp_find_unused_parameters=False, logging_strategy="steps", logging_steps=max(1, num_steps // 10),
-        report_to="none",
-        activation_checkpointing=False, push_to_hub=False, torch_compile=False,
+        gradient_accumulation_steps=1, optim="adamw_torch", optim_args=None, weight_decay=0.0, adam_beta1=0.9,
+        adam_beta2=0.999, adam_epsilon=1e-8, max_grad_norm=0.0, warmup_steps=0, lr_scheduler_type="constant",
+        lr_scheduler_kwargs={}, train_sampling_strategy="sequential", eval_strategy="no", save_strategy="no",
+        load_best_model_at_end=False, ddp_find_unused_parameters=False, logging_strategy="steps",
+        logging_steps=max(1, num_steps // 10), report_to="none", activation_checkpointing=False, push_to_hub=False,
+        torch_compile=False,
     )
-    trainer = Trainer(model=stage, args=stage_args, train_dataset=progress)
+    trainer = Trainer(model=stage, args=stage_args, train_dataset=rows)
     trainer.train()
     stage.commit()
     return [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]

@@ -8,7 +8,7 @@ import torch
 from conftest import TINY_BASE_VOCAB, keyword_task_micro_f1, padded_batch, remote_logits, shared_taxonomy
 
 from hbgl_hf import HBGLConfig, HBGLForHierarchicalClassification, LabelGraphPretrainer
-from hbgl_hf.label_pretraining import masked_label_targets, shared_target_matrix, sibling_group_keys
+from hbgl_hf.label_pretraining import masked_label_targets, shared_target_matrix, sibling_group_keys, stage_rows
 from hbgl_hf.masks import decoding_mask, label_graph_mask, local_hierarchy_mask
 from htc_tools.taxonomy import Taxonomy, load_taxonomy
 
@@ -113,9 +113,28 @@ def test_sibling_targets_intended_and_shifted(toy_taxonomy: Taxonomy) -> None:
     assert t[4].nonzero().flatten().tolist() == [4]  # b2 is not masked
     assert t[0].nonzero().flatten().tolist() == [0]  # non-leaf: itself only
     assert not t[1].any()  # not masked: no target row
-    shifted = sibling_group_keys(tax.parents, "hbgl_shifted")
+    shifted = sibling_group_keys(tax.parents, "hbgl_shifted", tax.labels)  # sorted names == id order here
     assert shifted[0] is None and shifted[2] is None  # label 2 looks at label 1 (B, a non-leaf)
     assert shifted[3] == intended[2] and shifted[5] == intended[4]
+    # the authors' order is the sorted names, whatever the ids: reversing the names reverses the lookup
+    reversed_names = ["f", "e", "d", "c", "b", "a"]  # sorted: label 5, 4, ..., 0
+    shifted = sibling_group_keys(tax.parents, "hbgl_shifted", reversed_names)
+    assert shifted == [None, (0,), (0,), (1,), (1,), None]  # label i looks at label i + 1 (B is a non-leaf)
+    with pytest.raises(ValueError, match="name"):
+        sibling_group_keys(tax.parents, "hbgl_shifted")
+
+
+@pytest.mark.parametrize(("name", "expected"), [("raw/wos.taxonomy", 0.98), ("raw/nyt.taxonomy", 0.25),
+                                                ("raw/rcv1.taxonomy", 0.38)])
+def test_shifted_targets_differ_as_the_reference_measured(name: str, expected: float) -> None:
+    """reference-notes §1.4: at masking ratio 0.15 the authors' shifted lookup (in sorted-name order) gives other
+    targets than Eq. 4 for about 98 % (WOS), 25 % (NYT) and 38 % (RCV1) of the masked labels."""
+    tax = load_taxonomy(shared_taxonomy(name))
+    intended = shared_target_matrix(sibling_group_keys(tax.parents, "intended"))
+    shifted = shared_target_matrix(sibling_group_keys(tax.parents, "hbgl_shifted", tax.labels))
+    masked = torch.rand(400, tax.num_labels, generator=torch.Generator().manual_seed(0)) < 0.15
+    differs = (masked_label_targets(masked, intended) != masked_label_targets(masked, shifted)).any(-1)[masked]
+    assert abs(differs.float().mean().item() - expected) < 0.03
 
 
 # ------------------------------------------------------------------ training forward
@@ -324,14 +343,48 @@ def test_label_pretraining_runs_as_a_trainer_stage(tmp_path: Path) -> None:
     before = {k: v.clone() for k, v in model.state_dict().items()}
     stage = LabelGraphPretrainer(model)  # freezes the encoder before the Trainer (or DDP) wraps anything
     steps = 4
-    progress = datasets.Dataset.from_dict({"progress": [i / steps for i in range(steps) for _ in range(4)]})
+    rows = datasets.Dataset.from_dict(stage_rows(steps, 4, seed=0))
     args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=steps,
                              learning_rate=1e-2, weight_decay=0.0, lr_scheduler_type="constant", use_cpu=True,
                              report_to="none", save_strategy="no", logging_strategy="no", disable_tqdm=True)
-    Trainer(model=stage, args=args, train_dataset=progress).train()
+    Trainer(model=stage, args=args, train_dataset=rows).train()
     stage.commit()
     after = model.state_dict()
     table = "bert.embeddings.word_embeddings.weight"
     assert all(torch.equal(before[k], after[k]) for k in before if k not in (table, "cls.decoder.weight"))
     assert torch.equal(before[table][:BASE_VOCAB], after[table][:BASE_VOCAB])
     assert not torch.equal(before[table][BASE_VOCAB:], after[table][BASE_VOCAB:])
+
+
+def test_label_pretraining_trainer_stage_equals_the_plain_loop(tmp_path: Path) -> None:
+    """The Trainer stage ignores the fine-tuning optimiser settings (here SGD, clipping at 1e-4, weight decay) and
+    reproduces pretrain_label_embeddings: same masks, AdamW without clipping (reference §1.4)."""
+    from transformers import TrainingArguments
+
+    from htc_tools.trainer import run_label_pretraining
+
+    no_dropout = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+    plain, staged = tiny_hbgl(DEPTH4, **no_dropout), tiny_hbgl(DEPTH4, **no_dropout)
+    plain.pretrain_label_embeddings(num_steps=3, learning_rate=1e-2, batch_size=4, seed=7)
+    args = TrainingArguments(output_dir=str(tmp_path), optim="sgd", max_grad_norm=1e-4, weight_decay=0.5,
+                             adam_epsilon=1e-3, warmup_steps=2, seed=7, use_cpu=True, report_to="none",
+                             disable_tqdm=True)
+    run_label_pretraining(staged, args, num_steps=3, learning_rate=1e-2, batch_size=4)
+    rows = plain.label_columns
+    table = "bert.embeddings.word_embeddings.weight"
+    before = tiny_hbgl(DEPTH4, **no_dropout).state_dict()[table][rows]
+    assert not torch.allclose(plain.state_dict()[table][rows], before)
+    torch.testing.assert_close(staged.state_dict()[table][rows], plain.state_dict()[table][rows], rtol=0, atol=1e-6)
+
+
+def test_label_masks_differ_per_row_and_repeat_from_the_seed() -> None:
+    """Every row of the stage (so every DDP rank's share of a step) draws its own masks, reproducibly."""
+    stage = LabelGraphPretrainer(tiny_hbgl(load_taxonomy(shared_taxonomy("raw/wos.taxonomy"))))
+    rows = stage_rows(num_steps=2, batch_size=4, seed=3)  # 2 ranks x batch 2: rows 0-1 rank 0, 2-3 rank 1
+    progress, seeds = torch.tensor(rows["progress"]), torch.tensor(rows["mask_seed"])
+    masks = stage.draw_masks(progress, seeds)
+    assert len({tuple(m.tolist()) for m in masks}) == len(masks)
+    assert torch.equal(masks, stage.draw_masks(progress, seeds))
+    assert not torch.equal(masks, stage.draw_masks(progress, torch.tensor(stage_rows(2, 4, seed=4)["mask_seed"])))
+    ratio = stage.draw_masks(torch.zeros(200), torch.arange(200)).float().mean().item()
+    assert abs(ratio - 0.15) < 0.01  # Alg. 1's r_m at the start
