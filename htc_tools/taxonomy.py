@@ -6,7 +6,10 @@ Three on-disk formats are read (:func:`load_taxonomy` picks by content, or pass 
 * ``hiagm``: the HiAGM line format, ``parent<TAB>child<TAB>child...`` with a first line whose head is
   ``Root`` (any case). Lines without a tab are split on runs of spaces (the DBpedia file).
 * ``pairs``: ``parent<TAB>child`` lines (BGC's ``hierarchy.txt``); a line holding one label declares a
-  top-level label; a label that is never a child is top level.
+  top-level label; a label that is never a child is top level (logged, with a warning for a name one edit away
+  from another label: a misspelled parent). A tab-less line that looks like a space-separated pair is rejected.
+
+Files are read as UTF-8 (a leading byte-order mark is ignored).
 
 Label ids follow (level, first appearance in the file), so each level is a contiguous id range.
 
@@ -18,11 +21,14 @@ below each of its parents (what level-wise decoders and per-level losses need).
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 ROOT_NAMES = ("root",)
 
@@ -274,7 +280,13 @@ def load_taxonomy(path: str | Path, fmt: str | None = None) -> Taxonomy:
         TaxonomyError: naming the label and line of the first problem found.
     """
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")  # a byte-order mark would otherwise become part of the first name
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise TaxonomyError(f"{path}: not UTF-8 text (byte {data[err.start]:#04x} at line {line}); "
+                            "save the file as UTF-8") from None
     if not text.strip():
         raise TaxonomyError(f"{path}: the taxonomy file is empty")
     fmt = fmt or _detect_format(text)
@@ -284,7 +296,7 @@ def load_taxonomy(path: str | Path, fmt: str | None = None) -> Taxonomy:
         if fmt == "hiagm":
             return _read_hiagm(text)
         if fmt == "pairs":
-            return _read_pairs(text)
+            return _read_pairs(text, str(path))
     except TaxonomyError as err:
         raise TaxonomyError(f"{path}: {err}") from None
     raise ValueError(f"unknown taxonomy format {fmt!r}; expected 'json', 'hiagm' or 'pairs'")
@@ -393,9 +405,10 @@ def _check_glued_lines(rows: list[tuple[int, list[str]]], heads: dict[str, tuple
                     )
 
 
-def _read_pairs(text: str) -> Taxonomy:
+def _read_pairs(text: str, source: str = "taxonomy") -> Taxonomy:
     edges = []
     children: set[str] = set()
+    lone: list[tuple[int, str]] = []  # tab-less lines: (line, name)
     for lineno, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
             continue
@@ -403,6 +416,8 @@ def _read_pairs(text: str) -> Taxonomy:
         fields = [f.strip() for f in fields]
         if len(fields) == 1 or (len(fields) == 2 and not fields[1]):
             edges.append(_Edge("", fields[0], lineno))
+            if len(fields) == 1:
+                lone.append((lineno, fields[0]))
         elif len(fields) == 2 and fields[0]:
             edges.append(_Edge(fields[0], fields[1], lineno))
             children.add(fields[1])
@@ -410,10 +425,69 @@ def _read_pairs(text: str) -> Taxonomy:
             raise TaxonomyError(
                 f"malformed line {lineno}: {raw.strip()!r}; expected 'parent<TAB>child' or a lone label"
             )
+    _check_space_separated(lone, edges, has_tab="\t" in text)
     # Parents that never appear as a child are top level (declared or not).
     declared = {e.child for e in edges if not e.parent}
+    inferred: list[_Edge] = []
     for e in list(edges):
         if e.parent and e.parent not in children and e.parent not in declared:
             declared.add(e.parent)
-            edges.append(_Edge("", e.parent, e.line))
-    return _build(edges)
+            inferred.append(_Edge("", e.parent, e.line))
+    taxonomy = _build(edges + inferred)
+    _log_inferred_top_level(inferred, taxonomy, source)
+    return taxonomy
+
+
+def _check_space_separated(lone: list[tuple[int, str]], edges: list[_Edge], has_tab: bool) -> None:
+    """Reject a tab-less line that reads as ``parent child`` written with spaces: in a file without any tab,
+    or when its first word(s) name a label of another line."""
+    first_seen: dict[str, int] = {}
+    for e in edges:
+        for name in (e.parent, e.child):
+            if name:
+                first_seen.setdefault(name, e.line)
+    hint = "write 'parent<TAB>child' (a top-level label whose name holds spaces: end its line with a tab)"
+    for lineno, name in lone:
+        words = name.split()
+        if len(words) < 2:
+            continue
+        if not has_tab:
+            raise TaxonomyError(f"line {lineno}: {name!r} has no tab, and no line of this pairs file has one "
+                                f"(pairs separated by spaces?); {hint}")
+        for k in range(1, len(words)):
+            head = " ".join(words[:k])
+            if first_seen.get(head, lineno) != lineno:
+                raise TaxonomyError(f"line {lineno}: {name!r} has no tab but starts with the label {head!r} of "
+                                    f"line {first_seen[head]} (a pair separated by spaces?); {hint}")
+
+
+def _log_inferred_top_level(inferred: list[_Edge], taxonomy: Taxonomy, source: str) -> None:
+    """Log the top-level labels the pairs format made from parents that are never a child, and warn for a
+    name one edit away from another label (a misspelled parent silently becomes a new top-level label)."""
+    if not inferred:
+        return
+    names = [e.child for e in inferred]
+    shown = ", ".join(map(repr, names[:20])) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+    logger.info("%s: %d top-level label(s) inferred (parents that are never a child): %s", source, len(names), shown)
+    reported: set[frozenset[str]] = set()
+    suspects = []
+    for e in reversed(inferred):  # of two close inferred names, the later one is reported
+        close = [n for n in taxonomy.labels if _one_edit_apart(e.child, n) and frozenset((e.child, n)) not in reported]
+        reported.update(frozenset((e.child, n)) for n in close)
+        if close:
+            suspects.append((e, " and ".join(map(repr, close))))
+    for e, close in reversed(suspects):
+        logger.warning("%s: top-level label %r (line %d) is one edit away from %s: a misspelled parent? "
+                       "(it is a new top-level label)", source, e.child, e.line, close)
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    """Whether ``b`` is ``a`` with one character inserted, deleted, replaced, or two adjacent ones swapped."""
+    if abs(len(a) - len(b)) > 1 or a == b:
+        return False
+    if len(a) > len(b):
+        a, b = b, a
+    i = next((k for k, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), len(a))
+    if len(a) < len(b):
+        return a[i:] == b[i + 1 :]
+    return a[i + 1 :] == b[i + 1 :] or (a[i + 2 :] == b[i + 2 :] and a[i : i + 2] == b[i : i + 2][::-1])
