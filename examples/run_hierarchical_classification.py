@@ -41,6 +41,7 @@ from transformers import (
 from hbgl_hf import HBGLForHierarchicalClassification
 from hpt_hf import HPTForHierarchicalClassification
 from htc_tools.data import load_dataset_dir, tokenize_dataset
+from htc_tools.early_stopping import MacroMicroEarlyStopping
 from htc_tools.hub import push_model_folder, save_model_folder
 from htc_tools.trainer import HierarchicalTrainer
 from htc_tools.training import (
@@ -84,6 +85,10 @@ class ModelArguments:
     early_stopping_patience: int | None = field(
         default=None, metadata={"help": "stop after this many evaluations without a better metric_for_best_model "
                                         "(HPT paper: 6 epochs on macro-F1; needs --load_best_model_at_end)"})
+    early_stopping_rule: str = field(
+        default="metric", metadata={"help": "'metric': no better metric_for_best_model (HPT paper); "
+                                            "'macro_or_micro': neither macro- nor micro-F1 better (HPT authors' code)",
+                                    "choices": ["metric", "macro_or_micro"]})
 
 
 @dataclass
@@ -94,6 +99,15 @@ class DataArguments:
     unknown_labels: str = field(default="error", metadata={"help": "'error' or 'drop' (logged with a count)"})
     max_train_samples: int | None = field(default=None)
     max_eval_samples: int | None = field(default=None)
+
+
+def early_stopping_callbacks(model_args: ModelArguments) -> list | None:
+    """The paper's rule (the Trainer's callback on metric_for_best_model) or the HPT authors' (reference P6)."""
+    if not model_args.early_stopping_patience:
+        return None
+    if model_args.early_stopping_rule == "macro_or_micro":
+        return [MacroMicroEarlyStopping(model_args.early_stopping_patience)]
+    return [EarlyStoppingCallback(model_args.early_stopping_patience)]
 
 
 def parse_overrides(text: str | None) -> dict[str, object]:
@@ -175,8 +189,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         label_pretraining_steps=model_args.label_pretraining_steps,
         label_pretraining_learning_rate=model_args.label_pretraining_learning_rate,
         label_pretraining_batch_size=model_args.label_pretraining_batch_size,
-        callbacks=[EarlyStoppingCallback(model_args.early_stopping_patience)]
-        if model_args.early_stopping_patience else None,
+        callbacks=early_stopping_callbacks(model_args),
     )
     results: dict[str, float] = {}
     if training_args.do_train:

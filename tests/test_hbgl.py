@@ -181,11 +181,24 @@ def test_loss_columns_all_scores_every_label() -> None:
     assert level[0, 1:].sum() == 3 and level[:, 0].all()
 
 
+def test_loss_columns_all_keeps_gold_slots_and_targets_per_level() -> None:
+    """Reference §1.5: under the authors' "all" columns gold slot h still holds level h's labels (and the stop slot
+    stays after the path); only the scored columns widen."""
+    labels = torch.zeros(1, DEPTH4.num_labels)
+    labels[0, [DEPTH4.id(n) for n in ("b", "b1", "x", "b12", "x1")]] = 1
+    expected = torch.zeros(1, DEPTH4.depth, DEPTH4.num_labels)
+    for name in ("b", "b1", "x", "b12", "x1"):
+        expected[0, DEPTH4.levels[DEPTH4.id(name)] - 1, DEPTH4.id(name)] = 1
+    for columns in ("level", "all"):
+        assert torch.equal(tiny_hbgl(DEPTH4, loss_columns=columns).level_multi_hot(labels), expected)
+
+
 # ------------------------------------------------------------------ decoding
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
-@pytest.mark.parametrize("consistent", [False, True])
-def test_cached_decoding_equals_full_recomputation(attn: str, consistent: bool) -> None:
-    model = tiny_hbgl(DEPTH4, attn=attn).eval()
+@pytest.mark.parametrize(("consistent", "decoding"), [(False, "paper"), (True, "paper"), (False, "stop_at_empty"),
+                                                      (False, "authors"), (True, "authors")])
+def test_cached_decoding_equals_full_recomputation(attn: str, consistent: bool, decoding: str) -> None:
+    model = tiny_hbgl(DEPTH4, attn=attn, decoding=decoding).eval()
     with torch.no_grad():  # spread the label scores so that selections are mixed
         model.cls.bias[BASE_VOCAB:] = 4 * torch.tensor([(-1) ** i for i in range(DEPTH4.num_labels)])
     ids, mask = padded_batch([9, 4, 6, 2])
