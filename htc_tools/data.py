@@ -11,7 +11,6 @@ so ``Dataset.map`` / ``set_format`` and the Trainer's collators work unchanged.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import datasets
 
+from .data_files import DataFileError as DataFileError  # re-exported: the data layer's error for bad records
+from .data_files import check_csv_file, check_dataset, check_json_file, split_label_cell
 from .taxonomy import Taxonomy, load_taxonomy
 
 logger = logging.getLogger(__name__)
@@ -38,34 +39,32 @@ def read_records(source: str | Path | datasets.Dataset, text_field: str = "text"
     """Read a ``.jsonl``/``.json``/``.csv`` file or take a ``datasets.Dataset`` as it is.
 
     In CSV files the label cell holds a JSON list (``["a", "b"]``) or names joined by ``label_separator``.
+    Every record is checked first (:mod:`htc_tools.data_files`): a null or missing field, a ``labels`` string
+    among lists, bad JSON or an empty file raise :class:`DataFileError` naming the file and the line (or row).
     """
     if isinstance(source, datasets.Dataset):
         ds = source
+        missing = [f for f in (text_field, label_field) if f not in ds.column_names]
+        if missing:
+            raise ValueError(f"{source}: missing column(s) {missing}; columns are {ds.column_names}")
+        check_dataset(ds, "dataset", text_field, label_field)
     else:
         path = Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"no data file at {path}")
         suffix = path.suffix.lower()
-        if suffix in (".jsonl", ".json"):
-            ds = datasets.Dataset.from_json(str(path))
-        elif suffix == ".csv":
+        if suffix not in (".jsonl", ".json", ".csv"):
+            raise ValueError(f"{path}: unsupported data file type {suffix!r}; use .jsonl, .json or .csv")
+        if suffix == ".csv":
+            check_csv_file(path, text_field, label_field, label_separator)
             ds = datasets.Dataset.from_csv(str(path), keep_default_na=False)
         else:
-            raise ValueError(f"{path}: unsupported data file type {suffix!r}; use .jsonl, .json or .csv")
-    missing = [f for f in (text_field, label_field) if f not in ds.column_names]
-    if missing:
-        raise ValueError(f"{source}: missing column(s) {missing}; columns are {ds.column_names}")
+            check_json_file(path, text_field, label_field)
+            ds = datasets.Dataset.from_json(str(path))
     feature = ds.features[label_field]
     if isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string"):
-        ds = ds.map(lambda r: {label_field: _split_cell(r[label_field], label_separator)})
+        ds = ds.map(lambda r: {label_field: split_label_cell(r[label_field], label_separator)})
     return ds
-
-
-def _split_cell(cell: str, separator: str) -> list[str]:
-    cell = cell.strip()
-    if cell.startswith("["):
-        return [str(x) for x in json.loads(cell)]
-    return [part.strip() for part in cell.split(separator) if part.strip()]
 
 
 def find_unknown_labels(label_lists: Iterable[Sequence[str]], taxonomy: Taxonomy) -> Counter[str]:
