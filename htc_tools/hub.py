@@ -3,8 +3,13 @@ and ``push_to_hub`` of that folder in one commit."""
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
+import os
+import shutil
+import stat
 import tempfile
+import uuid
 from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd, HfApi
@@ -14,6 +19,12 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from .model_card import build_model_card
 
 PIPELINE_TASK = "hierarchical-text-classification"
+# Files of a model folder: a re-save replaces them all, never leaving one of the old model next to the new one.
+MODEL_FILE_PATTERNS = (
+    "config.json", "generation_config.json", "README.md", "*.safetensors", "*.safetensors.index.json", "*.bin",
+    "*.bin.index.json", "*.py", "tokenizer*", "special_tokens_map.json", "added_tokens.json", "vocab.*", "merges.txt",
+    "*.model", "chat_template.*",
+)
 
 
 def hierarchical_pipeline(model, tokenizer, **kwargs: object) -> Pipeline:
@@ -30,15 +41,75 @@ def save_model_folder(model, tokenizer, folder: str | Path, **card: object) -> P
 
     ``card`` goes to :func:`~htc_tools.model_card.build_model_card` (``base_model``, ``dataset_name``,
     ``results``, ...). Flat models (no ``decode``) are saved without the hierarchical pipeline.
+
+    The save is atomic: everything is written to a hidden sibling folder that then replaces ``folder`` by a
+    rename, so an interrupted save leaves the old folder as it was. Entries of the old folder that are not model
+    files (:data:`MODEL_FILE_PATTERNS`), e.g. checkpoints or predictions, are carried over (hard links).
     """
     folder = Path(folder)
-    if hasattr(model, "decode"):
-        hierarchical_pipeline(model, tokenizer).save_pretrained(folder)
-    else:
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-    build_model_card(model, **card).save(folder / "README.md")
+    folder = folder.resolve() if folder.is_symlink() else folder
+    cwd = Path.cwd().resolve()
+    if folder.exists() and (cwd == folder.resolve() or folder.resolve() in cwd.parents):
+        raise ValueError(f"save_model_folder: {folder} holds the working directory; save into a folder of its own")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.saving-", dir=folder.parent))
+    try:
+        os.chmod(staging, stat.S_IMODE(folder.stat().st_mode) if folder.is_dir() else 0o777 & ~_umask())
+        if hasattr(model, "decode"):
+            hierarchical_pipeline(model, tokenizer).save_pretrained(staging)
+        else:
+            model.save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
+        build_model_card(model, **card).save(staging / "README.md")
+        if folder.is_dir():
+            _carry_over(folder, staging)
+        _replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return folder
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _carry_over(old: Path, new: Path) -> None:
+    """Hard-link (or copy) the entries of ``old`` that are neither written to ``new`` nor model files."""
+    for entry in old.iterdir():
+        target = new / entry.name
+        if target.exists() or (entry.is_file() and any(fnmatch.fnmatch(entry.name, p) for p in MODEL_FILE_PATTERNS)):
+            continue
+        if entry.is_symlink():
+            os.symlink(os.readlink(entry), target)
+        elif entry.is_dir():
+            shutil.copytree(entry, target, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(entry, target)
+
+
+def _link_or_copy(source: str | Path, target: str | Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _replace(staging: Path, folder: Path) -> None:
+    """Rename ``staging`` to ``folder``; an existing ``folder`` is moved aside first and deleted after."""
+    if not folder.exists():
+        os.rename(staging, folder)
+        return
+    old = folder.with_name(f".{folder.name}.replaced-{uuid.uuid4().hex[:8]}")
+    os.rename(folder, old)
+    try:
+        os.rename(staging, folder)
+    except BaseException:
+        os.rename(old, folder)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def push_model_folder(model, tokenizer, repo_id: str, token: str | None = None, private: bool | None = None,
