@@ -158,12 +158,20 @@ def write_predictions(path: Path, texts: list[str], predictions: tuple[np.ndarra
             f.write(json.dumps({"text": text, "labels": names, "scores": scores}, ensure_ascii=False) + "\n")
 
 
-def main(argv: list[str] | None = None) -> dict[str, float]:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "--metric_for_best_model" not in argv:  # model selection by macro-F1 (HPT §5.1), as the Trainer subclass
-        argv += ["--metric_for_best_model", "macro_f1"]
+def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
+    """The three argument groups. An explicit ``--metric_for_best_model loss`` (or ``=loss``) becomes ``eval_loss``:
+    HierarchicalTrainer reads a bare "loss" as TrainingArguments' default and selects by macro-F1."""
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    chose_metric = any(a == "--metric_for_best_model" or a.startswith("--metric_for_best_model=") for a in argv)
+    if chose_metric and training_args.metric_for_best_model == "loss":
+        training_args.metric_for_best_model = "eval_loss"
+    return model_args, data_args, training_args
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    model_args, data_args, training_args = parse_arguments(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity_warning()
     set_seed(training_args.seed)

@@ -68,6 +68,8 @@ class HierarchicalTrainer(Trainer):
         label_pretraining_learning_rate, label_pretraining_batch_size: its budget (paper: lr 1e-3 or 1e-4).
     """
 
+    _label_pretraining_on_init = False  # set by train() while the Trainer re-creates the model with model_init
+
     def __init__(self, *args: Any, decode_threshold: float | None = None, hierarchy_consistent: bool | None = None,
                  label_pretraining_steps: int = 0, label_pretraining_learning_rate: float = 1e-3,
                  label_pretraining_batch_size: int = 32, **kwargs: Any) -> None:
@@ -82,19 +84,39 @@ class HierarchicalTrainer(Trainer):
         # forward with ``**kwargs`` (BertForSequenceClassification) would make the Trainer skip the division by
         # the accumulation steps (hf-notes §3.2), doubling the flat baseline's gradient at GA 2.
         self.model_accepts_loss_kwargs = False
-        if self.args.metric_for_best_model is None:  # paper: model selection by macro-F1
+        # paper: model selection by macro-F1. TrainingArguments fills in "loss" whenever load_best_model_at_end is
+        # set without a metric, so "loss" is read as "not chosen"; select by the loss with "eval_loss".
+        if self.args.metric_for_best_model in (None, "loss"):
+            if self.args.load_best_model_at_end:
+                logger.info("HierarchicalTrainer selects the best checkpoint by macro_f1 (pass "
+                            "metric_for_best_model='eval_loss' to select by the loss)")
             self.args.metric_for_best_model, self.args.greater_is_better = "macro_f1", True
+
+    def _label_pretraining(self, model: nn.Module) -> None:
+        logger.info(f"HBGL stage 1: {self.label_pretraining_steps} steps of label-embedding pre-training")
+        self.label_pretraining_losses = run_label_pretraining(
+            model, self.args, self.label_pretraining_steps, self.label_pretraining_learning_rate,
+            self.label_pretraining_batch_size)
+
+    def call_model_init(self, trial: Any = None) -> nn.Module:
+        """With ``model_init``, ``train()`` builds a fresh model: the label pre-training runs on that one."""
+        model = super().call_model_init(trial)
+        if self._label_pretraining_on_init and hasattr(model, "pretrain_label_embeddings"):
+            self._label_pretraining(model)
+        return model
 
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any):
         """Label-embedding pre-training (HBGL, when ``label_pretraining_steps`` > 0 and not resuming), then the
-        usual fine-tuning."""
-        model = self.model
-        two_stage = self.label_pretraining_steps > 0 and hasattr(model, "pretrain_label_embeddings")
-        if two_stage and not resume_from_checkpoint:
-            logger.info(f"HBGL stage 1: {self.label_pretraining_steps} steps of label-embedding pre-training")
-            self.label_pretraining_losses = run_label_pretraining(
-                model, self.args, self.label_pretraining_steps, self.label_pretraining_learning_rate,
-                self.label_pretraining_batch_size)
+        usual fine-tuning. With ``model_init`` the stage runs on the model that ``train()`` builds."""
+        two_stage = self.label_pretraining_steps > 0 and not resume_from_checkpoint
+        if two_stage and self.model_init is not None:
+            self._label_pretraining_on_init = True
+            try:
+                return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+            finally:
+                self._label_pretraining_on_init = False
+        if two_stage and hasattr(self.model, "pretrain_label_embeddings"):
+            self._label_pretraining(self.model)
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 
     def prediction_step(self, model: nn.Module, inputs: dict[str, Any], prediction_loss_only: bool,

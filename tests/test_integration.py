@@ -41,15 +41,16 @@ def build(model_type: str, encoder: Path, taxonomy, **overrides: object):
     return cls.from_encoder(str(encoder), list(taxonomy.labels), [list(p) for p in taxonomy.parents], **overrides)
 
 
-def trainer_for(model, data, tokenizer, tmp_path: Path, **args: object) -> HierarchicalTrainer:
+def trainer_for(model, data, tokenizer, tmp_path: Path, model_init=None, **args: object) -> HierarchicalTrainer:
     splits, taxonomy = data
     tokenized = tokenize_dataset(splits, tokenizer, 32)
     defaults = {"output_dir": str(tmp_path / "out"), "use_cpu": True, "report_to": "none", "save_strategy": "no",
                 "logging_strategy": "no", "disable_tqdm": True, "train_sampling_strategy": "sequential",
                 "per_device_eval_batch_size": 3}
     return HierarchicalTrainer(
-        model=model, args=TrainingArguments(**{**defaults, **args}), train_dataset=tokenized["train"],
-        eval_dataset=tokenized["dev"], processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
+        model=model, model_init=model_init, args=TrainingArguments(**{**defaults, **args}),
+        train_dataset=tokenized["train"], eval_dataset=tokenized["dev"], processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=make_compute_metrics(taxonomy))
 
 
@@ -101,6 +102,39 @@ def test_evaluation_and_predict_go_through_decode(model_type: str, tiny_encoder_
     assert probabilities == pytest.approx(decoded.probabilities.numpy(), abs=1e-6)
     assert {"test_micro_f1", "test_macro_f1", "test_hier_f1", "test_inconsistency_rate", "test_loss"} <= set(
         output.metrics)
+
+
+def test_best_model_is_chosen_by_macro_f1_unless_the_loss_is_asked_for(tiny_encoder_dir: Path, toy_data, tokenizer,
+                                                                       tmp_path: Path) -> None:
+    """TrainingArguments fills in metric_for_best_model="loss" for load_best_model_at_end; the paper selects by
+    macro-F1. An explicit choice of the loss in the script (either flag form) is kept."""
+    model = build("hpt", tiny_encoder_dir, toy_data[1])
+    common = {"load_best_model_at_end": True, "eval_strategy": "epoch", "save_strategy": "epoch"}
+    assert trainer_for(model, toy_data, tokenizer, tmp_path, **common).args.metric_for_best_model == "macro_f1"
+    chosen = trainer_for(model, toy_data, tokenizer, tmp_path, metric_for_best_model="eval_loss", **common).args
+    assert (chosen.metric_for_best_model, chosen.greater_is_better) == ("eval_loss", False)
+    sys.path.insert(0, str(REPO / "examples"))
+    from run_hierarchical_classification import parse_arguments
+
+    for flag in (["--metric_for_best_model=loss"], ["--metric_for_best_model", "loss"]):
+        args = parse_arguments(["--output_dir", str(tmp_path / "o"), "--load_best_model_at_end", "--eval_strategy",
+                                "epoch", "--save_strategy", "epoch", *flag])[2]
+        assert args.metric_for_best_model == "eval_loss"
+
+
+def test_label_pretraining_runs_on_the_model_that_model_init_builds(tiny_encoder_dir: Path, toy_data, tokenizer,
+                                                                   tmp_path: Path) -> None:
+    """With model_init the Trainer re-creates the model in train(): the stage must train that model's label rows."""
+    trainer = trainer_for(None, toy_data, tokenizer, tmp_path, max_steps=1, learning_rate=0.0,
+                          per_device_train_batch_size=4,
+                          model_init=lambda: build("hbgl", tiny_encoder_dir, toy_data[1]))
+    trainer.label_pretraining_steps, trainer.label_pretraining_batch_size = 2, 2
+    trainer.train()
+    fresh = build("hbgl", tiny_encoder_dir, toy_data[1])
+    rows = fresh.label_columns
+    assert len(trainer.label_pretraining_losses) == 2
+    table = "bert.embeddings.word_embeddings.weight"
+    assert not torch.equal(trainer.model.state_dict()[table][rows], fresh.state_dict()[table][rows])
 
 
 def test_hbgl_two_stages_in_one_train_call(tiny_encoder_dir: Path, toy_data, tokenizer, tmp_path: Path) -> None:
