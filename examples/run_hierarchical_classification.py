@@ -14,6 +14,8 @@ Writes to ``--output_dir``: ``all_results.json`` (``eval_*``/``test_*`` micro/ma
 metrics), ``test_predictions.jsonl`` (label names and scores) and the model folder (safetensors, model code,
 tokenizer, the ``hierarchical-text-classification`` pipeline and a model card), which reloads with
 ``AutoModel.from_pretrained(dir, trust_remote_code=True)`` and ``pipeline(model=dir, trust_remote_code=True)``.
+A non-empty ``--output_dir`` stops the run unless ``--overwrite_output_dir`` (its contents are replaced) or
+``--resume_from_checkpoint`` (a checkpoint folder, or ``last``: the newest ``checkpoint-N`` in it).
 """
 
 from __future__ import annotations
@@ -43,9 +45,18 @@ from hpt_hf import HPTForHierarchicalClassification
 from htc_tools.data import load_dataset_dir, tokenize_dataset
 from htc_tools.early_stopping import MacroMicroEarlyStopping
 from htc_tools.hub import push_model_folder, save_model_folder
+from htc_tools.run_checks import (
+    check_output_dir,
+    check_requested_splits,
+    clear_output_dir,
+    hierarchy_mismatch,
+    label_names_mismatch,
+    unknown_config_keys,
+)
 from htc_tools.trainer import HierarchicalTrainer
 from htc_tools.training import (
     EMBEDDED_ENCODER,
+    EMBEDDED_ENCODER_HUB_ID,
     init_classifier_bias,
     label_prior_logits,
     make_compute_metrics,
@@ -99,6 +110,9 @@ class DataArguments:
     unknown_labels: str = field(default="error", metadata={"help": "'error' or 'drop' (logged with a count)"})
     max_train_samples: int | None = field(default=None)
     max_eval_samples: int | None = field(default=None)
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "replace the contents of a non-empty --output_dir (without it the run stops; "
+                                         "--resume_from_checkpoint last continues from its newest checkpoint)"})
 
 
 def early_stopping_callbacks(model_args: ModelArguments) -> list | None:
@@ -126,9 +140,24 @@ def parse_overrides(text: str | None) -> dict[str, object]:
 
 def build_model(model_args: ModelArguments, taxonomy, tokenizer, path: str, train_labels=None):
     """A new model on an encoder, or a trained HBGL/HPT folder of ``--model_type`` (hierarchy checked).
-    ``train_labels`` (multi-hot rows) set a new flat head's bias to the label priors (``--classifier_bias_init``)."""
+    ``train_labels`` (multi-hot rows) set a new flat head's bias to the label priors (``--classifier_bias_init``).
+    ``--config_overrides`` keys and a trained folder's labels are checked before any weights load."""
     overrides = parse_overrides(model_args.config_overrides)
+    config = AutoConfig.from_pretrained(path, trust_remote_code=True)
+    trained = config.model_type in MODEL_CLASSES
+    if model_args.model_type in MODEL_CLASSES and not trained:
+        schema = MODEL_CLASSES[model_args.model_type].config_class()
+    else:
+        schema = config
+    unknown = unknown_config_keys(overrides, schema)
+    if unknown:
+        raise ValueError(f"--config_overrides: unknown key(s) {', '.join(unknown)} for --model_type "
+                         f"{model_args.model_type} (fields of {type(schema).__name__})")
     if model_args.model_type == "flat":
+        mismatch = label_names_mismatch(config, taxonomy) if config.problem_type == "multi_label_classification" \
+            else None  # a trained flat head: its rows are labels
+        if mismatch:
+            raise ValueError(f"{path} was trained on other labels than the taxonomy's: {mismatch}")
         model, loading = AutoModelForSequenceClassification.from_pretrained(
             path, num_labels=taxonomy.num_labels, problem_type="multi_label_classification",
             id2label=dict(enumerate(taxonomy.labels)), label2id=taxonomy.label2id, output_loading_info=True,
@@ -138,12 +167,13 @@ def build_model(model_args: ModelArguments, taxonomy, tokenizer, path: str, trai
             if name:
                 logger.info("flat: %s initialised to the training label priors", name)
         return model
-    config = AutoConfig.from_pretrained(path, trust_remote_code=True)
-    if config.model_type in MODEL_CLASSES:
+    if trained:
         if config.model_type != model_args.model_type:
             raise ValueError(f"{path} holds a {config.model_type} model, not --model_type {model_args.model_type}")
-        if [config.id2label[i] for i in range(len(config.id2label))] != list(taxonomy.labels):
-            raise ValueError(f"{path} was trained on another taxonomy than {taxonomy.num_labels} labels given")
+        mismatch = hierarchy_mismatch(config, taxonomy)
+        if mismatch:
+            raise ValueError(f"{path} was trained on another hierarchy than the taxonomy given: {mismatch}; train "
+                             "from an encoder, or use the taxonomy the model was trained on (its config.json)")
         return AutoModel.from_pretrained(path, trust_remote_code=True, **overrides)
     return MODEL_CLASSES[model_args.model_type].from_encoder(
         path, list(taxonomy.labels), [list(p) for p in taxonomy.parents], tokenizer=tokenizer, **overrides)
@@ -177,6 +207,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     set_seed(training_args.seed)
     # --push_to_hub: one push of the final folder with our model card (below), not the Trainer's checkpoint pushes
     push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False
+    # before anything loads: the splits the flags need, and an --output_dir that this run may write to
+    check_requested_splits(data_args.dataset_dir, training_args)
+    resume = check_output_dir(training_args, data_args.overwrite_output_dir, {
+        "--dataset_dir": data_args.dataset_dir, "--taxonomy_file": data_args.taxonomy_file,
+        "--model_name_or_path": model_args.model_name_or_path})
 
     splits, taxonomy = load_dataset_dir(data_args.dataset_dir, data_args.taxonomy_file,
                                         unknown_labels=data_args.unknown_labels)
@@ -189,6 +224,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     train_labels = splits["train"]["labels"] if training_args.do_train and "train" in splits else None
     model = build_model(model_args, taxonomy, tokenizer, path, train_labels)
     tokenized = tokenize_dataset(splits, tokenizer, data_args.max_seq_length)
+    if data_args.overwrite_output_dir:
+        clear_output_dir(training_args)
     trainer = HierarchicalTrainer(
         model=model, args=training_args, train_dataset=tokenized["train"], eval_dataset=tokenized.get("dev"),
         processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
@@ -201,7 +238,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     )
     results: dict[str, float] = {}
     if training_args.do_train:
-        train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        train_result = trainer.train(resume_from_checkpoint=resume)
         results.update({k if k.startswith("train") else f"train_{k}": v for k, v in train_result.metrics.items()})
     if training_args.do_eval and "dev" in tokenized:
         results.update(trainer.evaluate(tokenized["dev"], metric_key_prefix="eval"))
@@ -214,7 +251,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             write_predictions(out_dir / "test_predictions.jsonl", list(splits["test"]["text"]), output.predictions,
                               taxonomy)
     if trainer.is_world_process_zero():
-        card = {"base_model": model_args.model_name_or_path, "dataset_name": Path(data_args.dataset_dir).name,
+        base_model = model_args.model_name_or_path  # the card drops a local path
+        card = {"base_model": EMBEDDED_ENCODER_HUB_ID if base_model == EMBEDDED_ENCODER else base_model,
+                "dataset_name": Path(data_args.dataset_dir).name,
                 "results": results}
         save_model_folder(trainer.model, tokenizer, out_dir, **card)
         (out_dir / "all_results.json").write_text(json.dumps(results, indent=2))

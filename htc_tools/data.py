@@ -141,6 +141,14 @@ def find_taxonomy_file(directory: str | Path) -> Path:
     )
 
 
+def split_files(directory: str | Path) -> dict[str, Path]:
+    """The split files of a dataset folder, e.g. ``{"train": .../train.jsonl, "dev": .../val.csv}``."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"no dataset folder at {directory}")
+    return {split: path for split in SPLITS if (path := _split_file(directory, split)) is not None}
+
+
 def _split_file(directory: Path, split: str) -> Path | None:
     for stem in SPLIT_ALIASES[split]:
         for suffix in (".jsonl", ".json", ".csv"):

