@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import html
+import re
+from pathlib import Path
+
 from huggingface_hub import ModelCard, ModelCardData
 
 from .taxonomy import Taxonomy
@@ -21,6 +25,9 @@ CITATIONS = {
   year = {2022}
 }""",
 }
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")  # "bert-base-uncased", "owner/name"
+PLAIN_NAME = re.compile(r"[\w.-]+")  # metric names such as test_macro_f1 render as they are
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]{}|~#!])")
 METHOD_NAMES = {"hbgl": "HBGL (Jiang et al., EMNLP 2022)", "hpt": "HPT (Wang et al., EMNLP 2022)"}
 
 TEMPLATE = """---
@@ -73,9 +80,23 @@ decoded = model.decode(**tokenizer(["a text"], return_tensors="pt"))  # probabil
 """
 
 
+def escape_markdown(text: str) -> str:
+    """``text`` shown literally in Markdown: HTML escaped, Markdown punctuation backslash-escaped, one line."""
+    return MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(" ".join(text.split()), quote=False))
+
+
+def hub_model_id(name_or_path: str | None) -> str | None:
+    """``name_or_path`` when it reads as a Hub model id and is no local folder, else ``None`` (a local path is
+    never written into a card)."""
+    if not name_or_path or not HUB_ID.match(name_or_path) or ".." in name_or_path or Path(name_or_path).exists():
+        return None
+    return name_or_path
+
+
 def _hierarchy_summary(taxonomy: Taxonomy, max_lines: int = 30) -> str:
     top = taxonomy.top_level
-    lines = [f"- **{taxonomy.labels[i]}** ({len(taxonomy.children[i])} children)" for i in top[:max_lines]]
+    lines = [f"- **{escape_markdown(taxonomy.labels[i])}** ({len(taxonomy.children[i])} children)"
+             for i in top[:max_lines]]
     if len(top) > max_lines:
         lines.append(f"- ... and {len(top) - max_lines} more top-level labels")
     return "\n".join(lines)
@@ -84,7 +105,9 @@ def _hierarchy_summary(taxonomy: Taxonomy, max_lines: int = 30) -> str:
 def build_model_card(model, base_model: str | None = None, dataset_name: str | None = None,
                      results: dict[str, float] | None = None, repo_id: str | None = None,
                      language: str | None = "en", license: str | None = None) -> ModelCard:
-    """Model card of an HBGL/HPT (or flat) model; ``results``: e.g. ``all_results.json`` (``*_f1`` rows shown)."""
+    """Model card of an HBGL/HPT (or flat) model; ``results``: e.g. ``all_results.json`` (``*_f1`` rows shown).
+    ``base_model`` is kept only as a Hub id (a local encoder path is left out); label names are escaped."""
+    base_model = hub_model_id(base_model)
     config = model.config
     method = config.model_type if config.model_type in METHOD_NAMES else "flat"
     names = [config.id2label[i] for i in range(len(config.id2label))]
@@ -93,10 +116,11 @@ def build_model_card(model, base_model: str | None = None, dataset_name: str | N
     card_data = ModelCardData(
         library_name="transformers", pipeline_tag="text-classification", language=language, license=license,
         tags=["hierarchical-text-classification", "multi-label", method, "custom_code"],
-        base_model=base_model if base_model and "/" in base_model else None,
+        base_model=base_model if base_model and "/" in base_model else None,  # owner/name: a Hub link
         datasets=[dataset_name] if dataset_name else None, metrics=["f1"],
     )
-    rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted(metrics.items()))
+    rows = "\n".join(f"| {k if PLAIN_NAME.fullmatch(k) else escape_markdown(k)} | {v:.4f} |"
+                     for k, v in sorted(metrics.items()))
     return ModelCard.from_template(
         card_data, template_str=TEMPLATE, title=f"{method.upper()} hierarchical classifier",
         method=METHOD_NAMES.get(method, "Flat multi-label"), base_model=base_model, depth=taxonomy.depth,
