@@ -47,6 +47,7 @@ def main() -> None:
         print(f"\n== training {model_type} ==", flush=True)
         table[model_type] = run([
             "--model_type", model_type, "--output_dir", str(Path(args.output_dir) / model_type),
+            "--overwrite_output_dir",
             "--do_train", "--do_eval", "--do_predict", "--num_train_epochs", str(args.epochs),
             "--learning_rate", str(args.learning_rate), "--per_device_train_batch_size", str(args.batch_size),
             "--per_device_eval_batch_size", "128", "--warmup_steps", "0.05", "--max_seq_length",

@@ -24,6 +24,10 @@ class HierarchicalTextClassificationPipeline(Pipeline):
     def _sanitize_parameters(self, threshold: float | None = None, hierarchy_consistent: bool | None = None,
                              return_all_scores: bool | None = None, max_length: int | None = None,
                              **kwargs: Any) -> tuple[dict, dict, dict]:
+        if kwargs:  # a misspelled or foreign option (top_k, truncation) would otherwise be ignored
+            raise TypeError(f"hierarchical-text-classification pipeline: unknown keyword argument(s) "
+                            f"{', '.join(sorted(kwargs))}; it takes threshold, hierarchy_consistent, "
+                            "return_all_scores and max_length (and the Pipeline's batch_size, num_workers)")
         preprocess = {"max_length": max_length} if max_length is not None else {}
         forward = {k: v for k, v in (("threshold", threshold), ("hierarchy_consistent", hierarchy_consistent))
                    if v is not None}

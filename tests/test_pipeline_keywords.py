@@ -10,8 +10,6 @@ from hbgl_hf import HBGLForHierarchicalClassification
 from htc_tools.hub import hierarchical_pipeline
 
 
-@pytest.mark.xfail(strict=True, reason="needs the _sanitize_parameters patch of issue #16 item 10 in "
-                                       "hbgl_hf/ and hpt_hf/hierarchical_pipeline.py; remove this mark with it")
 @pytest.mark.parametrize("keywords", [{"top_k": 3}, {"truncation": False}, {"treshold": 0.9}])
 def test_an_unknown_pipeline_keyword_is_an_error(tiny_encoder_dir: Path, toy_taxonomy, tokenizer,
                                                  keywords: dict) -> None:
