@@ -108,6 +108,7 @@ class LabelGraphPretrainer(nn.Module):
         self.register_buffer("shared_targets", shared_target_matrix(keys), persistent=False)
 
     def mask_ratio(self, progress: torch.Tensor) -> torch.Tensor:
+        """``[B]`` progress (clamped to [0, 1]) -> masking ratio, linear from ``cpt_mask_ratio_min`` to ``_max``."""
         c = self.model.config
         return c.cpt_mask_ratio_min + (c.cpt_mask_ratio_max - c.cpt_mask_ratio_min) * progress.clamp(0, 1)
 
@@ -144,6 +145,8 @@ class LabelGraphPretrainer(nn.Module):
         backend = to_backend_mask(self.graph_mask.expand(b, -1, -1), config._attn_implementation, embeds.dtype)
         hidden = model.bert(inputs_embeds=embeds, position_ids=self.positions.expand(b, -1), token_type_ids=types,
                             attention_mask=backend).last_hidden_state[:, 1:-1]  # [B, L, H]
+        if not masked.any():  # nothing to predict (explicit masks only): a zero loss that still backpropagates
+            return {"loss": self.label_embeddings.sum() * 0}
         scores = model.cls.transform(hidden[masked]) @ self.label_embeddings.T  # [M, L]
         targets = masked_label_targets(masked, self.shared_targets)[masked].to(scores.dtype)
         return {"loss": F.binary_cross_entropy_with_logits(scores, targets)}

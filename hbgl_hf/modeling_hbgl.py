@@ -316,7 +316,8 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         sequence at each step: same result, slower).
 
         Returns: :class:`HBGLDecodeOutput` with ``[B, L]`` probabilities, selection and logits (each label's
-        score at its own level's step; ``-1e4`` / probability 0 where that step did not run for the example).
+        score at its own level's step; ``-1e4`` / probability 0 where that step did not run for the example, or,
+        under ``"authors"``, was the step whose [SEP] fired).
         """
         config = self.config
         threshold = config.decode_threshold if threshold is None else threshold
