@@ -210,7 +210,10 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
         embeds = F.embedding(prompt_ids, table)
         virtual_index = prompt_ids - (offset + num_labels)
         is_virtual = (virtual_index >= 0) & (virtual_index < self.depth)
-        return torch.where(is_virtual[..., None], virtual[virtual_index.clamp(0, self.depth - 1)], embeds)
+        # F.embedding, not virtual[index]: the backward of indexing adds the rows' gradients with parallel CPU
+        # atomics (a different sum from run to run); the embedding's backward sums in a fixed order
+        virtual_embeds = F.embedding(virtual_index.clamp(0, self.depth - 1), virtual)
+        return torch.where(is_virtual[..., None], virtual_embeds, embeds)
 
     def _mlm_corruption(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
                         text_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
