@@ -29,6 +29,25 @@ BERT_CONFIG_KEYS = frozenset(BertConfig().to_dict()) - {"architectures", "id2lab
                                                      "transformers_version", "vocab_size"}
 
 
+def right_align_padding(input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                        token_type_ids: torch.Tensor | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Left-padded rows (``tokenizer.padding_side = "left"``) -> right-padded rows, the layout the model builds on.
+
+    Each row is rotated left by its number of padding positions before the first real token (one gather by a
+    per-row index, no host sync), so its tokens start at position 0; right-padded rows are unchanged.
+
+    Args:
+        input_ids, attention_mask, token_type_ids: ``[B, S]`` (``token_type_ids`` optional).
+    Returns: the same tensors, ``[B, S]``, right-padded (``None`` stays ``None``).
+    """
+    width = attention_mask.shape[1]
+    leading = (attention_mask.cumsum(-1) == 0).sum(-1, keepdim=True)  # [B, 1] padding before the first token
+    index = (torch.arange(width, device=attention_mask.device)[None, :] + leading) % max(width, 1)  # [B, S]
+    return (input_ids.gather(1, index), attention_mask.gather(1, index),
+            None if token_type_ids is None else token_type_ids.gather(1, index))
+
+
 @dataclass
 class HBGLOutput(ModelOutput):
     """``loss`` (training), ``logits`` ``[B, L]``: each label's score at its own level."""
@@ -198,12 +217,14 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
 
     def _text_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
                      token_type_ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Defaults for the optional inputs, and texts cut to :attr:`max_text_length` ending in ``[SEP]``
-        (the documented truncation). Returns ``input_ids``, ``attention_mask``, ``token_type_ids``, ``[B, S]``."""
+        """Defaults for the optional inputs, left-padded rows moved to the right layout, and texts cut to
+        :attr:`max_text_length` ending in ``[SEP]`` (the documented truncation). Returns ``input_ids``,
+        ``attention_mask``, ``token_type_ids``, ``[B, S]`` right-padded."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
+        input_ids, attention_mask, token_type_ids = right_align_padding(input_ids, attention_mask, token_type_ids)
         limit = self.max_text_length
         if input_ids.shape[1] > limit:
             logger.warning_once(f"HBGL: texts longer than {limit} tokens are truncated to leave room for the "
@@ -241,7 +262,7 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         """Training: teacher-forced local hierarchy, BCE per level. Without ``labels``: :meth:`decode`'s logits.
 
         Args:
-            input_ids, attention_mask, token_type_ids: ``[B, S]`` tokenized ``[CLS] text [SEP]``.
+            input_ids, attention_mask, token_type_ids: ``[B, S]`` tokenized ``[CLS] text [SEP]`` (either padding side).
             labels: ``[B, L]`` ancestor-closed multi-hot (taxonomy id order).
         Returns: ``loss`` (scalar) and ``logits`` ``[B, L]`` (each label at its own level's mask slot).
         """

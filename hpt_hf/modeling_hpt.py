@@ -28,7 +28,7 @@ from transformers.utils import ModelOutput
 from .configuration_hpt import HPTConfig
 from .graph import GraphAttentionLayer, HierarchyInjection, hierarchy_adjacency
 from .losses import zmlce
-from .template import build_prompt_inputs, template_token_ids
+from .template import build_prompt_inputs, right_align_padding, template_token_ids
 
 logger = logging.getLogger(__name__)
 BERT_CONFIG_KEYS = frozenset(BertConfig().to_dict()) - {"architectures", "id2label", "label2id", "model_type",
@@ -241,7 +241,7 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
         """Score every label at its depth's ``[PRED]``; with ``labels``, ZMLCE (+ MLM loss in training).
 
         Args:
-            input_ids, attention_mask: ``[B, S]`` tokenized ``[CLS] text [SEP]`` (right-padded).
+            input_ids, attention_mask: ``[B, S]`` tokenized ``[CLS] text [SEP]`` (either padding side).
             token_type_ids: accepted for tokenizer compatibility and ignored (the prompt is one segment).
             labels: ``[B, L]`` ancestor-closed multi-hot (taxonomy id order).
         Returns: ``loss`` (scalar, with ``labels``) and ``logits`` ``[B, L]``.
@@ -252,6 +252,7 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
                              "labels; encode them with the taxonomy the model was built from")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
+        input_ids, attention_mask, _ = right_align_padding(input_ids, attention_mask)
         if input_ids.shape[1] > self.max_text_length + (0 if config.template_text_sep else 1):
             logger.warning_once(f"HPT: texts longer than {self.max_text_length} tokens are truncated to leave "
                                 "room for the prompt template")

@@ -9,10 +9,104 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TOY_TAXONOMY
+from conftest import TINY_BASE_VOCAB, TOY_TAXONOMY, padded_batch
 from safetensors.torch import load_file
 
+from hbgl_hf import HBGLConfig, HBGLForHierarchicalClassification
+from hbgl_hf.modeling_hbgl import right_align_padding as hbgl_right_align_padding
+from hpt_hf import HPTConfig, HPTForHierarchicalClassification
+from hpt_hf.template import right_align_padding as hpt_right_align_padding
+from htc_tools.taxonomy import Taxonomy
+
 REPO = Path(__file__).resolve().parents[1]
+MODEL_TYPES = ["hbgl", "hpt"]
+MODEL_CLASSES = {"hbgl": HBGLForHierarchicalClassification, "hpt": HPTForHierarchicalClassification}
+# depth 4, a multi-parent label ("x" under "a1" and "b1"), paths that end early
+DEPTH4 = Taxonomy.from_dict({
+    "Root": ["a", "b", "c"], "a": ["a1", "a2"], "b": ["b1"], "a1": ["a11", "x"], "b1": ["x", "b12"],
+    "a11": ["a111"], "x": ["x1"],
+})
+
+
+def tiny(model_type: str, tax: Taxonomy = DEPTH4,
+         **overrides: object) -> HBGLForHierarchicalClassification | HPTForHierarchicalClassification:
+    """A tiny HBGL or HPT on raw ids (word ids < TINY_BASE_VOCAB; [CLS]=2, [SEP]=3, [MASK]=4)."""
+    common = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
+              "max_position_embeddings": 48, "id2label": dict(enumerate(tax.labels)),
+              "label_parents": [list(p) for p in tax.parents], "label_token_offset": TINY_BASE_VOCAB,
+              "cls_token_id": 2, "sep_token_id": 3, "mask_token_id": 4, **overrides}
+    torch.manual_seed(0)
+    if model_type == "hbgl":
+        return HBGLForHierarchicalClassification(HBGLConfig(vocab_size=TINY_BASE_VOCAB + tax.num_labels, **common))
+    return HPTForHierarchicalClassification(
+        HPTConfig(vocab_size=TINY_BASE_VOCAB + tax.num_labels + tax.depth + 1, **common))
+
+
+def gold(tax: Taxonomy, *leaf_sets: list[str]) -> torch.Tensor:
+    """Ancestor-closed multi-hot rows ``[B, L]``."""
+    y = torch.zeros(len(leaf_sets), tax.num_labels)
+    for row, leaves in enumerate(leaf_sets):
+        y[row, sorted(tax.ancestor_closure([tax.id(n) for n in leaves]))] = 1
+    return y
+
+
+# ------------------------------------------------------------------ left padding
+def to_left_padding(ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same rows with their padding in front (as a tokenizer with ``padding_side="left"`` writes them)."""
+    left_ids, left_mask = torch.zeros_like(ids), torch.zeros_like(mask)
+    width = ids.shape[1]
+    for row, n in enumerate(mask.sum(-1).tolist()):
+        left_ids[row, width - n :], left_mask[row, width - n :] = ids[row, :n], 1
+    return left_ids, left_mask
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_left_padding_gives_the_outputs_of_right_padding(model_type: str) -> None:
+    model = tiny(model_type).eval()
+    ids, mask = padded_batch([9, 4, 46, 6])  # 46: longer than both models' max_text_length, so it is cut
+    left_ids, left_mask = to_left_padding(ids, mask)
+    assert not torch.equal(left_mask, mask)
+    labels = gold(DEPTH4, ["a111"], ["x1"], ["c"], ["a2", "b12"])
+    for kwargs in ({}, {"labels": labels}):
+        right, left = model(ids, mask, **kwargs), model(left_ids, left_mask, **kwargs)
+        assert torch.equal(left.logits, right.logits)
+        assert (left.loss is None and right.loss is None) or torch.equal(left.loss, right.loss)
+    decode_options = [{"use_cache": True}, {"use_cache": False}] if model_type == "hbgl" else [{}]
+    for options in decode_options:
+        right, left = model.decode(ids, mask, **options), model.decode(left_ids, left_mask, **options)
+        for key in ("probabilities", "selected", "logits"):
+            assert torch.equal(left[key], right[key]), (key, options)
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_left_padding_from_the_tokenizer(model_type: str, tiny_encoder_dir: Path, tokenizer) -> None:
+    """The user's case: the same texts through a tokenizer with ``padding_side="left"``."""
+    taxonomy = Taxonomy.from_dict(TOY_TAXONOMY)
+    model = MODEL_CLASSES[model_type].from_encoder(str(tiny_encoder_dir), list(taxonomy.labels),
+                                                   [list(p) for p in taxonomy.parents], tokenizer=tokenizer).eval()
+    texts = ["the team won the ball game in the match", "a gene", "the band and the song about the film"]
+    right = tokenizer(texts, padding=True, return_tensors="pt")
+    tokenizer.padding_side = "left"
+    try:
+        left = tokenizer(texts, padding=True, return_tensors="pt")
+    finally:
+        tokenizer.padding_side = "right"
+    assert left["attention_mask"][:, 0].tolist() == [1, 0, 0]
+    expected, got = model.decode(**right), model.decode(**left)
+    assert torch.equal(got.logits, expected.logits) and torch.equal(got.selected, expected.selected)
+
+
+def test_right_align_padding_copies_agree() -> None:
+    """hbgl_hf and hpt_hf each carry the helper (shipped packages are self-contained): both move left padding
+    to the right, carry the token types along, and leave right-padded rows (and a row without tokens) alone."""
+    ids, mask = padded_batch([7, 3, 7, 1, 5])
+    ids, mask = torch.cat([ids, torch.zeros_like(ids[:1])]), torch.cat([mask, torch.zeros_like(mask[:1])])
+    left_ids, left_mask = to_left_padding(ids, mask)
+    for helper in (hbgl_right_align_padding, hpt_right_align_padding):
+        for rows in ((ids, mask), (left_ids, left_mask)):
+            got_ids, got_mask, got_types = helper(*rows, rows[0] % 2)
+            assert torch.equal(got_ids, ids) and torch.equal(got_mask, mask) and torch.equal(got_types, ids % 2)
+        assert helper(left_ids, left_mask)[2] is None
 
 
 # ------------------------------------------------------------------ reproducible training through the run script
