@@ -92,6 +92,12 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         if config.type_vocab_size < 2:
             raise ValueError("HBGL puts label slots in segment 1, but this encoder has type_vocab_size="
                              f"{config.type_vocab_size}; use a BERT-family encoder with token types")
+        expected_vocab = config.label_token_offset + config.num_labels
+        if config.vocab_size != expected_vocab:
+            raise ValueError(f"vocab_size must be label_token_offset + labels = {expected_vocab} (one label row per "
+                             f"label after the encoder's words), got {config.vocab_size}: id2label does not match "
+                             "the model's label rows; labels cannot be added to or removed from a trained model's "
+                             "config.json, train a model on the new taxonomy instead")
         self.depth = config.depth  # the hierarchy is fixed at construction: derive it once
         self.num_level_slots = self.depth + 1  # one slot per level + the stop slot (reference H11)
         if self.num_level_slots * 2 + 2 > config.max_position_embeddings:

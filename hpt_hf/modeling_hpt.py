@@ -86,7 +86,9 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
         expected_vocab = config.label_token_offset + config.num_labels + self.depth + 1
         if config.vocab_size != expected_vocab:
             raise ValueError(f"vocab_size must be label_token_offset + labels + depth + 1 = {expected_vocab} "
-                             f"([PRED] last), got {config.vocab_size}")
+                             f"([PRED] last), got {config.vocab_size}: id2label and label_parents do not match the "
+                             "model's prompt rows; labels cannot be added to or removed from a trained model's "
+                             "config.json, train a model on the new taxonomy instead")
         # the stock text-classification pipeline needs this auto_map entry (hf-notes §2.2); AutoModel's is
         # added on save by register_for_auto_class
         sequence_classification = {"AutoModelForSequenceClassification": f"modeling_hpt.{type(self).__name__}"}

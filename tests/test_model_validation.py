@@ -4,7 +4,7 @@ than 0/1, empty batches, and training that must repeat bit for bit from the same
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -107,6 +107,61 @@ def test_right_align_padding_copies_agree() -> None:
             got_ids, got_mask, got_types = helper(*rows, rows[0] % 2)
             assert torch.equal(got_ids, ids) and torch.equal(got_mask, mask) and torch.equal(got_types, ids % 2)
         assert helper(left_ids, left_mask)[2] is None
+
+
+# ------------------------------------------------------------------ an edited config.json
+def saved_model(model_type: str, folder: Path) -> Path:
+    tiny(model_type).save_pretrained(folder)
+    return folder
+
+
+def edit_config(folder: Path, edit: Callable[[dict], None]) -> None:
+    path = folder / "config.json"
+    config = json.loads(path.read_text())
+    edit(config)
+    path.write_text(json.dumps(config))
+
+
+def remove_leaf(config: dict, name: str) -> None:
+    """Delete one leaf label and renumber the later ids, as a user trimming the taxonomy would."""
+    labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
+    removed = labels.index(name)
+    del labels[removed], config["label_parents"][removed]
+    config["label_parents"] = [[p - (p > removed) for p in parents] for parents in config["label_parents"]]
+    config["id2label"] = {str(i): n for i, n in enumerate(labels)}
+    config["label2id"] = {n: i for i, n in enumerate(labels)}
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_config_with_a_label_removed_is_rejected(model_type: str, tmp_path: Path) -> None:
+    folder = saved_model(model_type, tmp_path / "model")
+    edit_config(folder, lambda config: remove_leaf(config, "a2"))  # every later label row would shift by one
+    with pytest.raises(ValueError, match=r"vocab_size must be label_token_offset \+ labels"):
+        MODEL_CLASSES[model_type].from_pretrained(folder)
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+@pytest.mark.parametrize(("parent", "message"), [
+    (-1, r"label 7 \('x'\) has parent id -1: .*a top-level label has no parents \(\[\]\)"),
+    (8, r"label 7 \('x'\) has a parent with an id >= its own \(8\)"),
+    ("3", r"label 7 \('x'\) has parent id '3' \(str\): parent ids must be integers"),
+    (3.0, r"label 7 \('x'\) has parent id 3.0 \(float\): parent ids must be integers"),
+])
+def test_config_with_a_bad_parent_id_is_rejected(model_type: str, parent: object, message: str,
+                                                 tmp_path: Path) -> None:
+    folder = saved_model(model_type, tmp_path / "model")
+    edit_config(folder, lambda config: config["label_parents"].__setitem__(7, [3, parent]))
+    with pytest.raises(ValueError, match=message):
+        MODEL_CLASSES[model_type].from_pretrained(folder)
+
+
+@pytest.mark.parametrize("config_class", [HBGLConfig, HPTConfig])
+def test_config_checks_label_ids_and_parent_lists(config_class: type) -> None:
+    with pytest.raises(ValueError, match=r"id2label must map the ids 0 \.\. 1"):
+        config_class(id2label={0: "a", 2: "b"}, label_parents=[[], [0]])
+    with pytest.raises(ValueError, match=r"label 1 \('b'\) has parents 0 \(int\): .* a list of parent ids"):
+        config_class(id2label={0: "a", 1: "b"}, label_parents=[[], 0])
+    assert config_class(id2label={0: "a", 1: "b"}, label_parents=[[], [0]]).label_levels == [1, 2]
 
 
 # ------------------------------------------------------------------ reproducible training through the run script
