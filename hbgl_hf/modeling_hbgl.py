@@ -240,6 +240,24 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
             input_ids[attention_mask[:, -1].bool(), -1] = self.config.sep_token_id
         return input_ids, attention_mask, token_type_ids
 
+    def _check_labels(self, labels: torch.Tensor) -> None:
+        """Raise unless ``labels`` ``[B, L]`` hold only 0 and 1 (a NaN would otherwise make the loss NaN).
+        One host sync per labelled batch."""
+        bad = (labels != 0) & (labels != 1)
+        if bad.any():
+            row, column = (int(i) for i in bad.nonzero()[0])
+            raise ValueError(f"labels must be 0 or 1 (ancestor-closed multi-hot), but row {row} holds "
+                             f"{labels[row, column].item()} for label {column} ({self.config.id2label[column]!r}); "
+                             "fix the data's labels (a NaN often comes from a missing value)")
+
+    def _empty_batch_output(self, decode: bool = False) -> HBGLOutput | HBGLDecodeOutput:
+        """Outputs for a batch without rows (BertModel cannot run on one): ``[0, L]`` logits and, for
+        :meth:`forward`, a zero loss that ``backward()`` accepts."""
+        logits = self.cls.bias.new_zeros(0, self.config.num_labels)
+        if decode:
+            return HBGLDecodeOutput(probabilities=logits, selected=logits.bool(), logits=logits)
+        return HBGLOutput(loss=self.cls.bias[:0].sum(), logits=logits)
+
     def _encode(self, embeds: torch.Tensor, positions: torch.Tensor, types: torch.Tensor,
                 mask: torch.Tensor | None = None, cache: Cache | None = None,
                 padding_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -277,6 +295,9 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         if labels.shape[-1] != self.config.num_labels:
             raise ValueError(f"labels have {labels.shape[-1]} columns but the model has {self.config.num_labels} "
                              "labels; encode them with the taxonomy the model was built from")
+        self._check_labels(labels)
+        if input_ids.shape[0] == 0:
+            return self._empty_batch_output()
         input_ids, attention_mask, token_type_ids = self._text_inputs(input_ids, attention_mask, token_type_ids)
         b, s = input_ids.shape
         t, num_labels = self.num_level_slots, self.config.num_labels
@@ -331,6 +352,8 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
 
         Returns: :class:`HBGLDecodeOutput` with ``[B, L]`` probabilities, selection and logits.
         """
+        if input_ids.shape[0] == 0:
+            return self._empty_batch_output(decode=True)
         threshold = self.config.decode_threshold if threshold is None else threshold
         consistent = self.config.hierarchy_consistent if hierarchy_consistent is None else hierarchy_consistent
         input_ids, attention_mask, text_types = self._text_inputs(input_ids, attention_mask, token_type_ids)

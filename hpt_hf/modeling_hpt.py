@@ -237,6 +237,23 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
         corrupted = torch.where(chosen & (share >= 0.9), random_ids, corrupted)
         return corrupted, chosen
 
+    def _check_labels(self, labels: torch.Tensor) -> None:
+        """Raise unless ``labels`` ``[B, L]`` hold only 0 and 1 (a NaN would otherwise count as a positive).
+        One host sync per labelled batch."""
+        bad = (labels != 0) & (labels != 1)
+        if bad.any():
+            row, column = (int(i) for i in bad.nonzero()[0])
+            raise ValueError(f"labels must be 0 or 1 (ancestor-closed multi-hot), but row {row} holds "
+                             f"{labels[row, column].item()} for label {column} ({self.config.id2label[column]!r}); "
+                             "fix the data's labels (a NaN often comes from a missing value)")
+
+    def _empty_batch_output(self, with_loss: bool) -> HPTOutput:
+        """Outputs for a batch without rows (BertModel cannot run on one): ``[0, L]`` logits and, with labels, a
+        zero loss that ``backward()`` accepts."""
+        loss = self.label_bias[:0].sum() if with_loss else None
+        return HPTOutput(loss=loss, logits=self.label_bias.new_zeros(0, self.config.num_labels),
+                         classification_loss=loss)
+
     # ---------------------------------------------------------------- forward (Eq. 9-11)
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> HPTOutput:
@@ -252,6 +269,10 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
         if labels is not None and labels.shape[-1] != config.num_labels:
             raise ValueError(f"labels have {labels.shape[-1]} columns but the model has {config.num_labels} "
                              "labels; encode them with the taxonomy the model was built from")
+        if labels is not None:
+            self._check_labels(labels)
+        if input_ids.shape[0] == 0:
+            return self._empty_batch_output(with_loss=labels is not None)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         input_ids, attention_mask, _ = right_align_padding(input_ids, attention_mask)

@@ -164,6 +164,38 @@ def test_config_checks_label_ids_and_parent_lists(config_class: type) -> None:
     assert config_class(id2label={0: "a", 1: "b"}, label_parents=[[], [0]]).label_levels == [1, 2]
 
 
+# ------------------------------------------------------------------ labels and empty batches
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+@pytest.mark.parametrize("bad", [float("nan"), 2.0, -1.0, 0.5])
+def test_labels_other_than_0_and_1_are_rejected(model_type: str, bad: float) -> None:
+    model = tiny(model_type).train()
+    ids, mask = padded_batch([6, 5])
+    labels = gold(DEPTH4, ["a111"], ["b12"])
+    labels[1, 3] = bad
+    with pytest.raises(ValueError, match=rf"labels must be 0 or 1.* row 1 holds {bad} for label 3 \('a1'\)"):
+        model(ids, mask, labels=labels)
+    model.eval()
+    reference = model(ids, mask, labels=gold(DEPTH4, ["a111"], ["b12"]))
+    for dtype in (torch.long, torch.bool):  # integer and boolean multi-hot rows are fine
+        assert torch.equal(model(ids, mask, labels=gold(DEPTH4, ["a111"], ["b12"]).to(dtype)).loss, reference.loss)
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_empty_batch_gives_empty_outputs(model_type: str) -> None:
+    model = tiny(model_type)
+    ids, mask = padded_batch([6])
+    ids, mask, num_labels = ids[:0], mask[:0], DEPTH4.num_labels
+    model.train()
+    out = model(ids, mask, labels=torch.zeros(0, num_labels))
+    assert out.logits.shape == (0, num_labels) and out.loss.item() == 0.0
+    out.loss.backward()  # a training loop may call it: nothing to learn from, no error
+    model.eval()
+    assert model(ids, mask).logits.shape == (0, num_labels)
+    decoded = model.decode(ids, mask)
+    assert decoded.probabilities.shape == decoded.logits.shape == decoded.selected.shape == (0, num_labels)
+    assert decoded.selected.dtype == torch.bool and decoded.probabilities.dtype == model.dtype
+
+
 # ------------------------------------------------------------------ reproducible training through the run script
 @pytest.fixture
 def two_threads() -> Iterator[None]:
