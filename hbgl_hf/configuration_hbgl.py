@@ -80,9 +80,36 @@ class HBGLConfig(BertConfig):
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"HBGLConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if self.label_parents and len(self.label_parents) != len(self.id2label):
+        self._check_hierarchy()
+
+    def _check_hierarchy(self) -> None:
+        """Label ids ``0 .. L-1`` and, per label, a list of integer parent ids below its own id (ids are
+        level-major), so that an edited config.json fails here with what to fix, not later with wrong levels."""
+        if not self.label_parents:
+            return
+        ids = sorted(self.id2label)
+        if ids != list(range(len(ids))):
+            raise ValueError(f"id2label must map the ids 0 .. {len(ids) - 1} (one per label, in taxonomy order), got "
+                             f"the ids {ids}; renumber id2label, label2id and label_parents together")
+        if len(self.label_parents) != len(self.id2label):
             raise ValueError(f"label_parents has {len(self.label_parents)} entries but id2label has "
                              f"{len(self.id2label)} labels")
+        for i, parents in enumerate(self.label_parents):
+            label = f"label {i} ({self.id2label[i]!r})"
+            if not isinstance(parents, (list, tuple)):
+                raise ValueError(f"{label} has parents {parents!r} ({type(parents).__name__}): each entry of "
+                                 "label_parents must be a list of parent ids ([] for a top-level label)")
+            for p in parents:
+                if isinstance(p, bool) or not isinstance(p, int):
+                    raise ValueError(f"{label} has parent id {p!r} ({type(p).__name__}): parent ids must be integers, "
+                                     "the ids of id2label; write label_parents as lists of integers")
+                if p < 0:
+                    raise ValueError(f"{label} has parent id {p}: a parent id is the id of an earlier label "
+                                     f"(0 .. {i - 1}); a top-level label has no parents ([])")
+                if p >= i:
+                    raise ValueError(f"{label} has a parent with an id >= its own ({p}); ids must be level-major "
+                                     "(parents first): renumber the labels so that every parent comes before its "
+                                     "children")
 
     # ------------------------------------------------------------- hierarchy bookkeeping
     @property

@@ -30,6 +30,25 @@ BERT_CONFIG_KEYS = frozenset(BertConfig().to_dict()) - {"architectures", "id2lab
                                                      "transformers_version", "vocab_size"}
 
 
+def right_align_padding(input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                        token_type_ids: torch.Tensor | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Left-padded rows (``tokenizer.padding_side = "left"``) -> right-padded rows, the layout the model builds on.
+
+    Each row is rotated left by its number of padding positions before the first real token (one gather by a
+    per-row index, no host sync), so its tokens start at position 0; right-padded rows are unchanged.
+
+    Args:
+        input_ids, attention_mask, token_type_ids: ``[B, S]`` (``token_type_ids`` optional).
+    Returns: the same tensors, ``[B, S]``, right-padded (``None`` stays ``None``).
+    """
+    width = attention_mask.shape[1]
+    leading = (attention_mask.cumsum(-1) == 0).sum(-1, keepdim=True)  # [B, 1] padding before the first token
+    index = (torch.arange(width, device=attention_mask.device)[None, :] + leading) % max(width, 1)  # [B, S]
+    return (input_ids.gather(1, index), attention_mask.gather(1, index),
+            None if token_type_ids is None else token_type_ids.gather(1, index))
+
+
 @dataclass
 class HBGLOutput(ModelOutput):
     """``loss`` (training), ``logits`` ``[B, L]``: each label's score at its own level."""
@@ -74,6 +93,12 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         if config.type_vocab_size < 2:
             raise ValueError("HBGL puts label slots in segment 1, but this encoder has type_vocab_size="
                              f"{config.type_vocab_size}; use a BERT-family encoder with token types")
+        expected_vocab = config.label_token_offset + config.num_labels
+        if config.vocab_size != expected_vocab:
+            raise ValueError(f"vocab_size must be label_token_offset + labels = {expected_vocab} (one label row per "
+                             f"label after the encoder's words), got {config.vocab_size}: id2label does not match "
+                             "the model's label rows; labels cannot be added to or removed from a trained model's "
+                             "config.json, train a model on the new taxonomy instead")
         self.depth = config.depth  # the hierarchy is fixed at construction: derive it once
         self.num_level_slots = self.depth + 1  # one slot per level + the stop slot (reference H11)
         if self.num_level_slots * 2 + 2 > config.max_position_embeddings:
@@ -200,12 +225,14 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
 
     def _text_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
                      token_type_ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Defaults for the optional inputs, and texts cut to :attr:`max_text_length` ending in ``[SEP]``
-        (the documented truncation). Returns ``input_ids``, ``attention_mask``, ``token_type_ids``, ``[B, S]``."""
+        """Defaults for the optional inputs, left-padded rows moved to the right layout, and texts cut to
+        :attr:`max_text_length` ending in ``[SEP]`` (the documented truncation). Returns ``input_ids``,
+        ``attention_mask``, ``token_type_ids``, ``[B, S]`` right-padded."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
+        input_ids, attention_mask, token_type_ids = right_align_padding(input_ids, attention_mask, token_type_ids)
         limit = self.max_text_length
         if input_ids.shape[1] > limit:
             logger.warning_once(f"HBGL: texts longer than {limit} tokens are truncated to leave room for the "
@@ -214,6 +241,24 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
             token_type_ids = token_type_ids[:, :limit]
             input_ids[attention_mask[:, -1].bool(), -1] = self.config.sep_token_id
         return input_ids, attention_mask, token_type_ids
+
+    def _check_labels(self, labels: torch.Tensor) -> None:
+        """Raise unless ``labels`` ``[B, L]`` hold only 0 and 1 (a NaN would otherwise make the loss NaN).
+        One host sync per labelled batch."""
+        bad = (labels != 0) & (labels != 1)
+        if bad.any():
+            row, column = (int(i) for i in bad.nonzero()[0])
+            raise ValueError(f"labels must be 0 or 1 (ancestor-closed multi-hot), but row {row} holds "
+                             f"{labels[row, column].item()} for label {column} ({self.config.id2label[column]!r}); "
+                             "fix the data's labels (a NaN often comes from a missing value)")
+
+    def _empty_batch_output(self, decode: bool = False) -> HBGLOutput | HBGLDecodeOutput:
+        """Outputs for a batch without rows (BertModel cannot run on one): ``[0, L]`` logits and, for
+        :meth:`forward`, a zero loss that ``backward()`` accepts."""
+        logits = self.cls.bias.new_zeros(0, self.config.num_labels)
+        if decode:
+            return HBGLDecodeOutput(probabilities=logits, selected=logits.bool(), logits=logits)
+        return HBGLOutput(loss=self.cls.bias[:0].sum(), logits=logits)
 
     def _encode(self, embeds: torch.Tensor, positions: torch.Tensor, types: torch.Tensor,
                 mask: torch.Tensor | None = None, cache: Cache | None = None,
@@ -244,7 +289,7 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         """Training: teacher-forced local hierarchy, BCE per level. Without ``labels``: :meth:`decode`'s logits.
 
         Args:
-            input_ids, attention_mask, token_type_ids: ``[B, S]`` tokenized ``[CLS] text [SEP]``.
+            input_ids, attention_mask, token_type_ids: ``[B, S]`` tokenized ``[CLS] text [SEP]`` (either padding side).
             labels: ``[B, L]`` ancestor-closed multi-hot (taxonomy id order).
         Returns: ``loss`` (scalar) and ``logits`` ``[B, L]`` (each label at its own level's mask slot).
         """
@@ -253,6 +298,9 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         if labels.shape[-1] != self.config.num_labels:
             raise ValueError(f"labels have {labels.shape[-1]} columns but the model has {self.config.num_labels} "
                              "labels; encode them with the taxonomy the model was built from")
+        self._check_labels(labels)
+        if input_ids.shape[0] == 0:
+            return self._empty_batch_output()
         input_ids, attention_mask, token_type_ids = self._text_inputs(input_ids, attention_mask, token_type_ids)
         b, s = input_ids.shape
         t, num_labels = self.num_level_slots, self.config.num_labels
@@ -319,6 +367,8 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         score at its own level's step; ``-1e4`` / probability 0 where that step did not run for the example, or,
         under ``"authors"``, was the step whose [SEP] fired).
         """
+        if input_ids.shape[0] == 0:
+            return self._empty_batch_output(decode=True)
         config = self.config
         threshold = config.decode_threshold if threshold is None else threshold
         if not 0 < threshold < 1:

@@ -28,7 +28,7 @@ from transformers.utils import ModelOutput
 from .configuration_hpt import HPTConfig
 from .graph import GraphAttentionLayer, HierarchyInjection, hierarchy_adjacency
 from .losses import zmlce
-from .template import build_prompt_inputs, template_token_ids
+from .template import build_prompt_inputs, right_align_padding, template_token_ids
 
 logger = logging.getLogger(__name__)
 BERT_CONFIG_KEYS = frozenset(BertConfig().to_dict()) - {"architectures", "id2label", "label2id", "model_type",
@@ -86,7 +86,9 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
         expected_vocab = config.label_token_offset + config.num_labels + self.depth + 1
         if config.vocab_size != expected_vocab:
             raise ValueError(f"vocab_size must be label_token_offset + labels + depth + 1 = {expected_vocab} "
-                             f"([PRED] last), got {config.vocab_size}")
+                             f"([PRED] last), got {config.vocab_size}: id2label and label_parents do not match the "
+                             "model's prompt rows; labels cannot be added to or removed from a trained model's "
+                             "config.json, train a model on the new taxonomy instead")
         # the stock text-classification pipeline needs this auto_map entry (hf-notes §2.2); AutoModel's is
         # added on save by register_for_auto_class
         sequence_classification = {"AutoModelForSequenceClassification": f"modeling_hpt.{type(self).__name__}"}
@@ -211,7 +213,10 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
         embeds = F.embedding(prompt_ids, table)
         virtual_index = prompt_ids - (offset + num_labels)
         is_virtual = (virtual_index >= 0) & (virtual_index < self.depth)
-        return torch.where(is_virtual[..., None], virtual[virtual_index.clamp(0, self.depth - 1)], embeds)
+        # F.embedding, not virtual[index]: the backward of indexing adds the rows' gradients with parallel CPU
+        # atomics (a different sum from run to run); the embedding's backward sums in a fixed order
+        virtual_embeds = F.embedding(virtual_index.clamp(0, self.depth - 1), virtual)
+        return torch.where(is_virtual[..., None], virtual_embeds, embeds)
 
     def _mlm_corruption(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
                         text_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -233,13 +238,30 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
         corrupted = torch.where(chosen & (share >= 0.9), random_ids, corrupted)
         return corrupted, chosen
 
+    def _check_labels(self, labels: torch.Tensor) -> None:
+        """Raise unless ``labels`` ``[B, L]`` hold only 0 and 1 (a NaN would otherwise count as a positive).
+        One host sync per labelled batch."""
+        bad = (labels != 0) & (labels != 1)
+        if bad.any():
+            row, column = (int(i) for i in bad.nonzero()[0])
+            raise ValueError(f"labels must be 0 or 1 (ancestor-closed multi-hot), but row {row} holds "
+                             f"{labels[row, column].item()} for label {column} ({self.config.id2label[column]!r}); "
+                             "fix the data's labels (a NaN often comes from a missing value)")
+
+    def _empty_batch_output(self, with_loss: bool) -> HPTOutput:
+        """Outputs for a batch without rows (BertModel cannot run on one): ``[0, L]`` logits and, with labels, a
+        zero loss that ``backward()`` accepts."""
+        loss = self.label_bias[:0].sum() if with_loss else None
+        return HPTOutput(loss=loss, logits=self.label_bias.new_zeros(0, self.config.num_labels),
+                         classification_loss=loss)
+
     # ---------------------------------------------------------------- forward (Eq. 9-11)
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> HPTOutput:
         """Score every label at its depth's ``[PRED]``; with ``labels``, ZMLCE (+ MLM loss in training).
 
         Args:
-            input_ids, attention_mask: ``[B, S]`` tokenized ``[CLS] text [SEP]`` (right-padded).
+            input_ids, attention_mask: ``[B, S]`` tokenized ``[CLS] text [SEP]`` (either padding side).
             token_type_ids: accepted for tokenizer compatibility and ignored (the prompt is one segment).
             labels: ``[B, L]`` ancestor-closed multi-hot (taxonomy id order).
         Returns: ``loss`` (scalar, with ``labels``) and ``logits`` ``[B, L]``.
@@ -248,8 +270,13 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
         if labels is not None and labels.shape[-1] != config.num_labels:
             raise ValueError(f"labels have {labels.shape[-1]} columns but the model has {config.num_labels} "
                              "labels; encode them with the taxonomy the model was built from")
+        if labels is not None:
+            self._check_labels(labels)
+        if input_ids.shape[0] == 0:
+            return self._empty_batch_output(with_loss=labels is not None)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
+        input_ids, attention_mask, _ = right_align_padding(input_ids, attention_mask)
         if input_ids.shape[1] > self.max_text_length + (0 if config.template_text_sep else 1):
             logger.warning_once(f"HPT: texts longer than {self.max_text_length} tokens are truncated to leave "
                                 "room for the prompt template")

@@ -1,12 +1,32 @@
 """HPT's prompt (paper §4.1.1, Table 5): ``[CLS] text [SEP] V_1 [PRED] V_2 [PRED] ... V_D [PRED] [SEP]``.
 
-The model takes ordinary tokenizer output (``[CLS] text [SEP]``, right-padded) and appends the template
-after each text's real length, so any BERT tokenizer, the Trainer's collators and pipelines work unchanged.
+The model takes ordinary tokenizer output (``[CLS] text [SEP]``; left-padded rows are first moved to the right
+layout by :func:`right_align_padding`) and appends the template after each text's real length, so any BERT
+tokenizer, the Trainer's collators and pipelines work unchanged.
 """
 
 from __future__ import annotations
 
 import torch
+
+
+def right_align_padding(input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                        token_type_ids: torch.Tensor | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Left-padded rows (``tokenizer.padding_side = "left"``) -> right-padded rows, the layout the model builds on.
+
+    Each row is rotated left by its number of padding positions before the first real token (one gather by a
+    per-row index, no host sync), so its tokens start at position 0; right-padded rows are unchanged.
+
+    Args:
+        input_ids, attention_mask, token_type_ids: ``[B, S]`` (``token_type_ids`` optional).
+    Returns: the same tensors, ``[B, S]``, right-padded (``None`` stays ``None``).
+    """
+    width = attention_mask.shape[1]
+    leading = (attention_mask.cumsum(-1) == 0).sum(-1, keepdim=True)  # [B, 1] padding before the first token
+    index = (torch.arange(width, device=attention_mask.device)[None, :] + leading) % max(width, 1)  # [B, S]
+    return (input_ids.gather(1, index), attention_mask.gather(1, index),
+            None if token_type_ids is None else token_type_ids.gather(1, index))
 
 
 def template_token_ids(virtual_ids: list[int], pred_id: int, sep_id: int) -> list[int]:

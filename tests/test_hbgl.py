@@ -337,9 +337,8 @@ def test_labels_of_wrong_width_are_rejected() -> None:
 
 
 def test_config_rejects_parents_after_children() -> None:
-    config = HBGLConfig(id2label={0: "child", 1: "parent"}, label_parents=[[1], []])
     with pytest.raises(ValueError, match=r"\('child'\) has a parent with an id >= its own"):
-        _ = config.label_levels
+        HBGLConfig(id2label={0: "child", 1: "parent"}, label_parents=[[1], []])
 
 
 def test_config_round_trip_keeps_switches() -> None:
