@@ -13,40 +13,22 @@ import math
 import hbgl_reference as ref
 import pytest
 import torch
-from conftest import TOY_TAXONOMY, padded_batch, shared_taxonomy
+from compare_helpers import TOY, one_thread, parents_of, taxonomy  # noqa: F401 (one_thread: autouse fixture)
+from conftest import padded_batch
 from test_hbgl import BASE_VOCAB, DEPTH4, tiny_hbgl
 
 from hbgl_hf import HBGLForHierarchicalClassification, LabelGraphPretrainer
 from hbgl_hf.label_pretraining import masked_label_targets, shared_target_matrix, sibling_group_keys
-from htc_tools.taxonomy import Taxonomy, load_taxonomy
+from htc_tools.taxonomy import Taxonomy
 
 ATOL = 1e-5  # the issue's tolerance for losses and logits
 MARGIN = 1e-4  # every score a decision was taken on lies at least this far from the cut-off (well-posed cases)
-TOY = Taxonomy.from_dict(TOY_TAXONOMY)  # a DAG ("biochem" under "chemistry" and "biology") with sibling leaves
 SEP_ID = 3  # tiny_hbgl's [SEP]
 
 
 # ------------------------------------------------------------------ helpers
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run on one intra-op thread: on a busy 2-core machine two spinning threads are ~100x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
-def taxonomy(name: str) -> Taxonomy:
-    """DEPTH4 / the toy DAG, or a real taxonomy of ../shared/taxonomies/raw (the test is skipped without it)."""
-    if name == "depth4":
-        return DEPTH4
-    if name == "toy":
-        return TOY
-    return load_taxonomy(shared_taxonomy(f"raw/{name}.taxonomy"))
-
-
-def parents_of(tax: Taxonomy) -> list[list[int]]:
-    return [list(p) for p in tax.parents]
 
 
 def hbgl_model(tax: Taxonomy, **overrides: object) -> HBGLForHierarchicalClassification:

@@ -12,41 +12,23 @@ import math
 import hpt_reference as ref
 import pytest
 import torch
-from conftest import TOY_TAXONOMY, padded_batch, shared_taxonomy
+from compare_helpers import TOY, one_thread, parents_of, taxonomy  # noqa: F401 (one_thread: autouse fixture)
+from conftest import padded_batch
 from test_hpt import DEPTH4, tiny_hpt
 
 from hpt_hf import HPTForHierarchicalClassification
 from hpt_hf.graph import hierarchy_adjacency
 from hpt_hf.template import build_prompt_inputs, template_token_ids
-from htc_tools.taxonomy import Taxonomy, load_taxonomy
+from htc_tools.taxonomy import Taxonomy
 
 ATOL = 1e-5  # the issue's tolerance for losses and logits
 MARGIN = 1e-4  # every score a selection was decided on lies at least this far from the cut-off (well-posed cases)
-TOY = Taxonomy.from_dict(TOY_TAXONOMY)  # a DAG ("biochem" under "chemistry" and "biology")
 SEED = 123  # torch seed before a training forward: the package's MLM corruption is re-drawn from it
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run on one intra-op thread: on a busy 2-core machine two spinning threads are ~100x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 # ------------------------------------------------------------------ helpers
-def taxonomy(name: str) -> Taxonomy:
-    """DEPTH4 / the toy DAG, or a real taxonomy of ../shared/taxonomies/raw (the test is skipped without it)."""
-    if name == "depth4":
-        return DEPTH4
-    if name == "toy":
-        return TOY
-    return load_taxonomy(shared_taxonomy(f"raw/{name}.taxonomy"))
-
-
-def parents_of(tax: Taxonomy) -> list[list[int]]:
-    return [list(p) for p in tax.parents]
 
 
 def hpt_model(tax: Taxonomy, max_positions: int = 48, **overrides: object) -> HPTForHierarchicalClassification:
