@@ -243,7 +243,7 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         return input_ids, attention_mask, token_type_ids
 
     def _check_labels(self, labels: torch.Tensor) -> None:
-        """Raise unless ``labels`` ``[B, L]`` hold only 0 and 1 (a NaN would otherwise make the loss NaN).
+        """Raise unless ``labels`` ``[B, L]`` hold only 0 and 1 (a NaN would make the loss NaN or count as a positive).
         One host sync per labelled batch."""
         bad = (labels != 0) & (labels != 1)
         if bad.any():

@@ -239,7 +239,7 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
         return corrupted, chosen
 
     def _check_labels(self, labels: torch.Tensor) -> None:
-        """Raise unless ``labels`` ``[B, L]`` hold only 0 and 1 (a NaN would otherwise count as a positive).
+        """Raise unless ``labels`` ``[B, L]`` hold only 0 and 1 (a NaN would make the loss NaN or count as a positive).
         One host sync per labelled batch."""
         bad = (labels != 0) & (labels != 1)
         if bad.any():

@@ -236,3 +236,17 @@ def test_training_twice_from_one_seed_is_bit_exact(model_type: str, tiny_encoder
     assert weights[0].keys() == weights[1].keys()
     differ = [k for k in weights[0] if not torch.equal(weights[0][k], weights[1][k])]
     assert not differ, differ
+
+
+def test_per_package_copies_are_identical() -> None:
+    """hbgl_hf and hpt_hf ship self-contained, so each carries these helpers; the copies must not drift apart."""
+    import inspect
+
+    from hbgl_hf import HBGLConfig, HBGLForHierarchicalClassification
+    from hpt_hf import HPTConfig, HPTForHierarchicalClassification
+
+    pairs = [(HBGLConfig._check_hierarchy, HPTConfig._check_hierarchy),
+             (HBGLForHierarchicalClassification._check_labels, HPTForHierarchicalClassification._check_labels),
+             (hbgl_right_align_padding, hpt_right_align_padding)]
+    for hbgl_copy, hpt_copy in pairs:
+        assert inspect.getsource(hbgl_copy) == inspect.getsource(hpt_copy), hbgl_copy.__qualname__
