@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import logging
 import os
 import shutil
 import stat
@@ -17,6 +18,8 @@ from transformers import AutoModel, Pipeline, pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .model_card import build_model_card
+
+logger = logging.getLogger(__name__)
 
 PIPELINE_TASK = "hierarchical-text-classification"
 # Files of a model folder: a re-save replaces them all, never leaving one of the old model next to the new one.
@@ -52,7 +55,8 @@ def save_model_folder(model, tokenizer, folder: str | Path, **card: object) -> P
     if folder.exists() and (cwd == folder.resolve() or folder.resolve() in cwd.parents):
         raise ValueError(f"save_model_folder: {folder} holds the working directory; save into a folder of its own")
     folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.saving-", dir=folder.parent))
+    staging, beside = _staging_folder(folder)
+    complete = False
     try:
         os.chmod(staging, stat.S_IMODE(folder.stat().st_mode) if folder.is_dir() else 0o777 & ~_umask())
         if hasattr(model, "decode"):
@@ -61,13 +65,49 @@ def save_model_folder(model, tokenizer, folder: str | Path, **card: object) -> P
             model.save_pretrained(staging)
             tokenizer.save_pretrained(staging)
         build_model_card(model, **card).save(staging / "README.md")
-        if folder.is_dir():
-            _carry_over(folder, staging)
-        _replace(staging, folder)
+        complete = True
+        if beside and not os.path.ismount(folder):
+            if folder.is_dir():
+                _carry_over(folder, staging)
+            try:
+                _replace(staging, folder)
+                return folder
+            except OSError as error:  # e.g. a busy folder or one on another device: replace file by file
+                logger.warning(f"save_model_folder: cannot rename over {folder} ({error}); replacing its files")
+        _replace_files(staging, folder)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        if complete and staging.exists():  # never delete a finished model: say where it is
+            logger.error(f"save_model_folder: the complete new model is kept in {staging}")
+        else:
+            shutil.rmtree(staging, ignore_errors=True)
         raise
     return folder
+
+
+def _staging_folder(folder: Path) -> tuple[Path, bool]:
+    """A fresh hidden folder beside ``folder`` (True), or inside it where its parent is not writable (False)."""
+    try:
+        return Path(tempfile.mkdtemp(prefix=f".{folder.name}.saving-", dir=folder.parent)), True
+    except OSError:
+        folder.mkdir(exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=".saving-", dir=folder)), False
+
+
+def _replace_files(staging: Path, folder: Path) -> None:
+    """Fallback of the folder rename (a mount point, another device, a non-writable parent): the old model files
+    of ``folder`` that the new model does not write are removed, then each new file replaces its namesake."""
+    folder.mkdir(exist_ok=True)
+    new_names = {entry.name for entry in staging.iterdir()}
+    for entry in folder.iterdir():
+        model_file = entry.is_file() and any(fnmatch.fnmatch(entry.name, p) for p in MODEL_FILE_PATTERNS)
+        if model_file and entry.name not in new_names:
+            entry.unlink()
+    for entry in staging.iterdir():
+        target = folder / entry.name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        shutil.move(str(entry), str(target))  # os.replace on one device, a copy across devices
+    shutil.rmtree(staging)
 
 
 def _umask() -> int:

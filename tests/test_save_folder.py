@@ -81,3 +81,41 @@ def test_the_working_directory_is_never_replaced(tiny_encoder_dir: Path, toy_tax
     with pytest.raises(ValueError, match="holds the working directory"):
         save_model_folder(_model(tiny_encoder_dir, toy_taxonomy, 0), tokenizer, tmp_path / "work")
     assert (tmp_path / "work" / "src").is_dir()
+
+
+@pytest.mark.parametrize("obstacle", ["rename", "parent"])
+def test_a_folder_that_cannot_be_renamed_over_still_gets_the_new_model(obstacle: str, tiny_encoder_dir: Path,
+                                                                        toy_taxonomy, tokenizer, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mount point or a busy folder (rename fails), or a parent that is not writable (no sibling staging): the
+    new model replaces the old files one by one; nothing of the trained model is lost."""
+    folder = tmp_path / "model"
+    save_model_folder(_model(tiny_encoder_dir, toy_taxonomy, 0), tokenizer, folder)
+    (folder / "model-00001-of-00002.safetensors").write_bytes(b"stale shard")
+    (folder / "test_predictions.jsonl").write_text("{}\n")
+    if obstacle == "rename":
+        real_rename = os.rename
+
+        def busy(source: object, target: object) -> None:
+            if Path(source) == folder or Path(target) == folder:
+                raise OSError(16, "Device or resource busy")
+            real_rename(source, target)
+
+        monkeypatch.setattr(hub.os, "rename", busy)
+    else:
+        real_mkdtemp = hub.tempfile.mkdtemp
+
+        def read_only_parent(prefix: str = "", dir: object = None) -> str:
+            if Path(dir) == folder.parent:
+                raise PermissionError(13, "Permission denied")
+            return real_mkdtemp(prefix=prefix, dir=dir)
+
+        monkeypatch.setattr(hub.tempfile, "mkdtemp", read_only_parent)
+    new = _model(tiny_encoder_dir, toy_taxonomy, 1)
+    save_model_folder(new, tokenizer, folder, results={"test_macro_f1": 0.9})
+    files = _snapshot(folder)
+    assert "model-00001-of-00002.safetensors" not in files and files["test_predictions.jsonl"] == b"{}\n"
+    assert b"| test_macro_f1 | 0.9000 |" in files["README.md"]
+    again = HBGLForHierarchicalClassification.from_pretrained(folder)
+    assert torch.equal(again.cls.bias, new.cls.bias)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "tiny-encoder"]  # no staging folder left
