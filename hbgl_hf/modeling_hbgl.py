@@ -363,9 +363,10 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         The text is encoded once and reused through a KV cache (``use_cache=False`` recomputes the whole
         sequence at each step: same result, slower).
 
-        Returns: :class:`HBGLDecodeOutput` with ``[B, L]`` probabilities, selection and logits (each label's
-        score at its own level's step; ``-1e4`` / probability 0 where that step did not run for the example, or,
-        under ``"authors"``, was the step whose [SEP] fired).
+        Returns: :class:`HBGLDecodeOutput` with ``[B, L]`` probabilities, selection and logits: each label's score at
+        its own level's step (``-1e4`` / probability 0 where that step did not run for the example); under
+        ``"authors"`` its highest score over the steps before the one whose [SEP] fired, so that a selected label
+        always has a probability above the threshold.
         """
         if input_ids.shape[0] == 0:
             return self._empty_batch_output(decode=True)
@@ -429,10 +430,15 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
                 has_parent = (selected.to(scores.dtype) @ parent_matrix.T) > 0
                 fires &= has_parent | top_level[None, :]
             own_level = level_mask[k] if k < self.depth else torch.zeros_like(top_level)
-            now = own_level[None, :] & alive[:, None]
-            logits = torch.where(now, scores, logits)
-            reached |= now
-            selected |= fires if authors else fires & own_level[None, :]  # Eq. 12: at its own level
+            if authors:  # a label may fire at any step: keep its highest score over the steps that ran
+                logits = torch.where(alive[:, None], torch.maximum(logits, scores), logits)
+                reached |= alive[:, None]
+                selected |= fires
+            else:
+                now = own_level[None, :] & alive[:, None]
+                logits = torch.where(now, scores, logits)
+                reached |= now
+                selected |= fires & own_level[None, :]  # Eq. 12: at its own level
             empty = ~fires.any(-1)
             if k + 1 < num_steps:
                 fed.append(torch.where(empty[:, None], empty_row, fires.to(label_rows.dtype) @ label_rows))  # Eq. 11

@@ -400,3 +400,13 @@ def test_label_masks_differ_per_row_and_repeat_from_the_seed() -> None:
     assert not torch.equal(masks, stage.draw_masks(progress, torch.tensor(stage_rows(2, 4, seed=4)["mask_seed"])))
     ratio = stage.draw_masks(torch.zeros(200), torch.arange(200)).float().mean().item()
     assert abs(ratio - 0.15) < 0.01  # Alg. 1's r_m at the start
+
+
+@pytest.mark.parametrize("decoding", ["paper", "stop_at_empty", "authors"])
+def test_every_selected_label_has_a_probability_above_the_threshold(decoding: str) -> None:
+    """Under the authors' rule a deep label can fire at an early step: its reported score is its best one."""
+    model = tiny_hbgl(DEPTH4, decoding=decoding).eval()
+    with torch.no_grad():
+        model.cls.bias[BASE_VOCAB:] = 4 * torch.tensor([(-1) ** i for i in range(DEPTH4.num_labels)])
+    out = model.decode(*padded_batch([9, 4, 6, 2]))
+    assert out.selected.any() and (out.probabilities[out.selected] > 0.5).all()
