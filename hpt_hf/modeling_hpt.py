@@ -300,6 +300,10 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
             mlm_logits = self.cls(hidden[mlm_positions])
             mlm_loss = F.cross_entropy(mlm_logits.float(), prompt_ids[mlm_positions])
             loss = loss + config.mlm_loss_weight * mlm_loss
+        elif self.training and config.verbalizer_bias == "label":
+            # without an MLM term the decoder bias takes no part in the loss: a zero term keeps it in the graph, so
+            # DDP without find_unused_parameters does not fail (mlm_loss_weight=0, or no position drawn)
+            loss = loss + 0.0 * self.cls.bias.sum()
         return HPTOutput(loss=loss, logits=logits, classification_loss=classification_loss, mlm_loss=mlm_loss)
 
     def _label_scores(self, hidden: torch.Tensor, pred_positions: torch.Tensor) -> torch.Tensor:

@@ -13,9 +13,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import random
 from typing import Any
 
 import datasets
+import numpy as np
 import torch
 from torch import nn
 from transformers import Trainer, TrainingArguments
@@ -37,11 +39,8 @@ def run_label_pretraining(model: nn.Module, args: TrainingArguments, num_steps: 
     from hbgl_hf import LabelGraphPretrainer
     from hbgl_hf.label_pretraining import stage_rows
 
-    stage = LabelGraphPretrainer(model)
-    world = max(args.world_size, 1)
-    rows = datasets.Dataset.from_dict(stage_rows(num_steps, batch_size * world, args.seed))
     # the authors' stage (and pretrain_label_embeddings): AdamW, no weight decay, eps 1e-8, constant learning rate,
-    # no gradient clipping; none of the fine-tuning's optimiser settings leak in
+    # no gradient clipping; none of the fine-tuning's optimiser, evaluation or batch-size settings leak in
     stage_args = dataclasses.replace(
         args, output_dir=os.path.join(args.output_dir, "label_pretraining"), max_steps=num_steps,
         num_train_epochs=1, learning_rate=learning_rate, per_device_train_batch_size=batch_size,
@@ -50,11 +49,21 @@ def run_label_pretraining(model: nn.Module, args: TrainingArguments, num_steps: 
         lr_scheduler_kwargs={}, train_sampling_strategy="sequential", eval_strategy="no", save_strategy="no",
         load_best_model_at_end=False, ddp_find_unused_parameters=False, logging_strategy="steps",
         logging_steps=max(1, num_steps // 10), report_to="none", activation_checkpointing=False, push_to_hub=False,
-        torch_compile=False,
+        torch_compile=False, eval_on_start=False, neftune_noise_alpha=None, auto_find_batch_size=False,
     )
-    trainer = Trainer(model=stage, args=stage_args, train_dataset=rows)
-    trainer.train()
-    stage.commit()
+    # one step takes the rows of every process (and of every GPU under DataParallel)
+    per_step = stage_args.train_batch_size * max(stage_args.world_size, 1)
+    rows = datasets.Dataset.from_dict(stage_rows(num_steps, per_step, args.seed))
+    # the stage draws from the global RNGs (dropout, the Trainer's seeding): restore them afterwards, as the
+    # authors' code and pretrain_label_embeddings do, so that fine-tuning does not depend on the stage
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if torch.cuda.is_available() else []):
+        stage = LabelGraphPretrainer(model)
+        trainer = Trainer(model=stage, args=stage_args, train_dataset=rows)
+        trainer.train()
+        stage.commit()
+    random.setstate(python_state)
+    np.random.set_state(numpy_state)
     return [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
 
 

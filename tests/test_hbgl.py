@@ -380,8 +380,12 @@ def test_label_pretraining_trainer_stage_equals_the_plain_loop(tmp_path: Path) -
     plain.pretrain_label_embeddings(num_steps=3, learning_rate=1e-2, batch_size=4, seed=7)
     args = TrainingArguments(output_dir=str(tmp_path), optim="sgd", max_grad_norm=1e-4, weight_decay=0.5,
                              adam_epsilon=1e-3, warmup_steps=2, seed=7, use_cpu=True, report_to="none",
-                             disable_tqdm=True)
+                             disable_tqdm=True, eval_strategy="steps", eval_steps=1, eval_on_start=True)
+    torch.manual_seed(11)
+    expected_draw = torch.rand(3)
+    torch.manual_seed(11)
     run_label_pretraining(staged, args, num_steps=3, learning_rate=1e-2, batch_size=4)
+    assert torch.equal(torch.rand(3), expected_draw)  # the global RNG is as before the stage
     rows = plain.label_columns
     table = "bert.embeddings.word_embeddings.weight"
     before = tiny_hbgl(DEPTH4, **no_dropout).state_dict()[table][rows]

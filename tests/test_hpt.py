@@ -303,3 +303,12 @@ def test_level_bookkeeping_copies_agree(name: str) -> None:
     tax = load_taxonomy(shared_taxonomy(name))
     fields = {"id2label": dict(enumerate(tax.labels)), "label_parents": [list(p) for p in tax.parents]}
     assert HPTConfig(**fields).label_levels == HBGLConfig(**fields).label_levels == list(tax.levels)
+
+
+@pytest.mark.parametrize("bias", ["label", "mlm_plus_label"])
+def test_every_parameter_gets_a_gradient_without_an_mlm_loss(bias: str) -> None:
+    """DDP without find_unused_parameters needs every trainable parameter in the loss, also at mlm_loss_weight=0."""
+    model = tiny_hpt(DEPTH4, mlm_loss_weight=0.0, verbalizer_bias=bias).train()
+    ids, mask = padded_batch([6, 3])
+    model(ids, mask, labels=gold(DEPTH4, ["a111"], ["c"])).loss.backward()
+    assert [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None] == []
