@@ -15,7 +15,8 @@ cpt_mask_ratio_*       grows 0.15 -> 0.45 (Alg. 1)              max = min = 0.15
 loss_columns           "level": level h's labels (Eq. 8)        "all": every label + [SEP] scored at every
                                                                 level (inputs and targets stay per level)
 empty_level_input      "sep": e_[SEP] fed for a level that      "zero": a zero vector
-                       selects nothing (Eq. 11)
+                       selects nothing (Eq. 11; no effect
+                       under decoding="stop_at_empty")
 decoding               "paper": levels 1..D, an empty level     "authors": D + 1 steps scoring [SEP] and
                        feeds the empty input and decoding goes  every label; stop at the first step whose
                        on; labels counted at their own level    [SEP] fires (its labels dropped); the union

@@ -252,6 +252,17 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
                              f"{labels[row, column].item()} for label {column} ({self.config.id2label[column]!r}); "
                              "fix the data's labels (a NaN often comes from a missing value)")
 
+    def _check_ancestor_closed(self, labels: torch.Tensor) -> None:
+        """Raise when a gold label below the top level has no gold parent: the gold levels must form the path
+        1..k (its stop slot and per-level targets follow from them). One host sync per labelled batch."""
+        parent_hits = labels.to(self.dtype) @ self._indices()["parent_matrix"].T  # [B, L] gold parents per label
+        orphans = labels.bool() & (self.label_levels > 1)[None, :] & (parent_hits == 0)
+        if orphans.any():
+            row, column = (int(i) for i in orphans.nonzero()[0])
+            raise ValueError(f"labels must be closed under ancestors, but row {row} has label {column} "
+                             f"({self.config.id2label[column]!r}) without any of its parents; add the ancestors "
+                             "(htc_tools' data loading does) or encode the labels with Taxonomy.ancestor_closure")
+
     def _empty_batch_output(self, decode: bool = False) -> HBGLOutput | HBGLDecodeOutput:
         """Outputs for a batch without rows (BertModel cannot run on one): ``[0, L]`` logits and, for
         :meth:`forward`, a zero loss that ``backward()`` accepts."""
@@ -299,6 +310,7 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
             raise ValueError(f"labels have {labels.shape[-1]} columns but the model has {self.config.num_labels} "
                              "labels; encode them with the taxonomy the model was built from")
         self._check_labels(labels)
+        self._check_ancestor_closed(labels)
         if input_ids.shape[0] == 0:
             return self._empty_batch_output()
         input_ids, attention_mask, token_type_ids = self._text_inputs(input_ids, attention_mask, token_type_ids)

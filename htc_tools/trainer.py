@@ -97,8 +97,8 @@ class HierarchicalTrainer(Trainer):
         # set without a metric, so "loss" is read as "not chosen"; select by the loss with "eval_loss".
         if self.args.metric_for_best_model in (None, "loss"):
             if self.args.load_best_model_at_end:
-                logger.info("HierarchicalTrainer selects the best checkpoint by macro_f1 (pass "
-                            "metric_for_best_model='eval_loss' to select by the loss)")
+                logger.warning("HierarchicalTrainer selects the best checkpoint by macro_f1 (pass "
+                               "metric_for_best_model='eval_loss' to select by the loss)")
             self.args.metric_for_best_model, self.args.greater_is_better = "macro_f1", True
 
     def _label_pretraining(self, model: nn.Module) -> None:

@@ -414,3 +414,15 @@ def test_every_selected_label_has_a_probability_above_the_threshold(decoding: st
         model.cls.bias[BASE_VOCAB:] = 4 * torch.tensor([(-1) ** i for i in range(DEPTH4.num_labels)])
     out = model.decode(*padded_batch([9, 4, 6, 2]))
     assert out.selected.any() and (out.probabilities[out.selected] > 0.5).all()
+
+
+def test_labels_that_are_not_ancestor_closed_are_rejected() -> None:
+    """A leaf without its ancestors would move the stop slot and the per-level targets: an error, not a loss."""
+    model = tiny_hbgl(DEPTH4)
+    labels = torch.zeros(2, DEPTH4.num_labels)
+    labels[0, [DEPTH4.id("a"), DEPTH4.id("a1")]] = 1
+    labels[1, DEPTH4.id("a11")] = 1
+    with pytest.raises(ValueError, match=r"row 1 has label 6 \('a11'\) without any of its parents"):
+        model(*padded_batch([5, 4]), labels=labels)
+    labels[1, [DEPTH4.id("a"), DEPTH4.id("a1")]] = 1
+    assert torch.isfinite(model(*padded_batch([5, 4]), labels=labels).loss)
