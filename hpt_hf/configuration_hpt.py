@@ -64,8 +64,8 @@ class HPTConfig(BertConfig):
     mlm_eligible: str = "text"
     label_init: str = "mean"
     graph_edges: str = "undirected"
-    graph_residual: str = "plain"
-    verbalizer_bias: str = "label"
+    graph_residual: str | None = None  # None: "plain", or "layer_norm" for a config.json saved before the switch
+    verbalizer_bias: str | None = None  # None: "label", or "mlm_plus_label" for a config.json saved before it
     graph_layers: int = 1
     graph_dropout: float | None = None
     mlm_loss_weight: float = 1.0
@@ -75,6 +75,13 @@ class HPTConfig(BertConfig):
 
     def __post_init__(self, **kwargs: object) -> None:
         super().__post_init__(**kwargs)
+        # a config.json written before these switches existed (it has a transformers_version but not the keys)
+        # describes the model as it was then: LayerNorm after the graph layer, MLM bias + label bias
+        saved_before = getattr(self, "transformers_version", None) is not None
+        if self.graph_residual is None:
+            self.graph_residual = "layer_norm" if saved_before else "plain"
+        if self.verbalizer_bias is None:
+            self.verbalizer_bias = "mlm_plus_label" if saved_before else "label"
         choices = {"zmlce_mode": ("per_depth", "per_example_global"), "mlm_eligible": ("text", "ordinary"),
                    "label_init": ("mean", "mean_with_special"), "graph_edges": ("undirected", "parent_to_child"),
                    "graph_residual": ("plain", "layer_norm"), "verbalizer_bias": ("label", "mlm_plus_label")}

@@ -312,3 +312,23 @@ def test_every_parameter_gets_a_gradient_without_an_mlm_loss(bias: str) -> None:
     ids, mask = padded_batch([6, 3])
     model(ids, mask, labels=gold(DEPTH4, ["a111"], ["c"])).loss.backward()
     assert [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None] == []
+
+
+def test_a_config_saved_before_the_graph_and_bias_switches_keeps_its_model(tmp_path: Path) -> None:
+    """A config.json without graph_residual / verbalizer_bias (saved before they existed) loads as the model it
+    described (LayerNorm after the graph, MLM + label bias), not with the new paper defaults."""
+    import json
+
+    model = tiny_hpt(DEPTH4, graph_residual="layer_norm", verbalizer_bias="mlm_plus_label").eval()
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["graph_residual"], config["verbalizer_bias"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    again = HPTForHierarchicalClassification.from_pretrained(tmp_path).eval()
+    assert (again.config.graph_residual, again.config.verbalizer_bias) == ("layer_norm", "mlm_plus_label")
+    ids, mask = padded_batch([6, 3])
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids, mask).logits, again(ids, mask).logits, rtol=0, atol=1e-6)
+    fresh = tiny_hpt(DEPTH4).config
+    assert (fresh.graph_residual, fresh.verbalizer_bias) == ("plain", "label")
+    assert HPTConfig.from_pretrained(tmp_path.parent / tmp_path.name).graph_residual == "layer_norm"
