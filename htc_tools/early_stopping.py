@@ -9,11 +9,13 @@ protocol (``--early_stopping_rule macro_or_micro``).
 from __future__ import annotations
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers.trainer_callback import ExportableState
 
 
-class MacroMicroEarlyStopping(TrainerCallback):
+class MacroMicroEarlyStopping(TrainerCallback, ExportableState):
     """Stops training after ``patience`` evaluations in a row in which neither ``eval_macro_f1`` nor
-    ``eval_micro_f1`` beat its best value so far."""
+    ``eval_micro_f1`` beat its best value so far. Its counter and best values are saved with checkpoints (restored
+    on resume with ``restore_callback_states_from_checkpoint``, as the Trainer's EarlyStoppingCallback)."""
 
     def __init__(self, patience: int = 6) -> None:
         if patience < 1:
@@ -37,3 +39,7 @@ class MacroMicroEarlyStopping(TrainerCallback):
         self.evaluations_without_gain = 0 if improved else self.evaluations_without_gain + 1
         if self.evaluations_without_gain >= self.patience:
             control.should_training_stop = True
+
+    def state(self) -> dict:
+        return {"args": {"patience": self.patience},
+                "attributes": {"best": self.best, "evaluations_without_gain": self.evaluations_without_gain}}

@@ -36,3 +36,14 @@ def test_authors_rule_resets_on_either_metric_and_paper_rule_on_macro_only(tmp_p
 def test_authors_rule_needs_both_metrics() -> None:
     with pytest.raises(KeyError, match="eval_micro_f1"):
         MacroMicroEarlyStopping(2).on_evaluate(None, TrainerState(), TrainerControl(), metrics={"eval_macro_f1": 1})
+
+
+def test_authors_rule_state_round_trips_for_resume(tmp_path) -> None:
+    args = TrainingArguments(str(tmp_path), report_to="none")
+    callback = MacroMicroEarlyStopping(patience=3)
+    for macro, micro in HISTORY[:4]:
+        callback.on_evaluate(args, TrainerState(), TrainerControl(),
+                             metrics={"eval_macro_f1": macro, "eval_micro_f1": micro})
+    restored = MacroMicroEarlyStopping.from_state(callback.state())
+    assert (restored.patience, restored.best, restored.evaluations_without_gain) == (
+        3, callback.best, callback.evaluations_without_gain)
