@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 import transformers
 from transformers import (
     AutoConfig,
@@ -264,8 +265,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             if f"{split}_micro_f1" in results:
                 print(f"{model_args.model_type} {split}: micro-F1 {results[f'{split}_micro_f1']:.4f} "
                       f"macro-F1 {results[f'{split}_macro_f1']:.4f} hier-F1 {results[f'{split}_hier_f1']:.4f}")
+    trainer.accelerator.wait_for_everyone()  # the other processes wait for the save, then all leave together
     return results
 
 
 if __name__ == "__main__":
     main()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():  # a clean exit under torchrun
+        torch.distributed.destroy_process_group()
