@@ -11,6 +11,7 @@ so ``Dataset.map`` / ``set_format`` and the Trainer's collators work unchanged.
 
 from __future__ import annotations
 
+import csv
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -57,7 +58,11 @@ def read_records(source: str | Path | datasets.Dataset, text_field: str = "text"
             raise ValueError(f"{path}: unsupported data file type {suffix!r}; use .jsonl, .json or .csv")
         if suffix == ".csv":
             check_csv_file(path, text_field, label_field, label_separator)
-            ds = datasets.Dataset.from_csv(str(path), keep_default_na=False)
+            with path.open(encoding="utf-8-sig", newline="") as f:
+                header = next(csv.reader(f))
+            # every cell as text: a label column of numeric codes ("004", "401.90") stays names, not numbers
+            strings = datasets.Features({column: datasets.Value("string") for column in header})
+            ds = datasets.Dataset.from_csv(str(path), keep_default_na=False, features=strings)
         else:
             check_json_file(path, text_field, label_field)
             ds = datasets.Dataset.from_json(str(path))

@@ -104,3 +104,10 @@ def test_load_dataset_dir_names_the_split_file(toy_dataset_dir: Path) -> None:
         f.write('{"text": "more", "labels": "music"}\n')
     with pytest.raises(DataFileError, match=r"dev\.jsonl, line 9: 'labels' is a string"):
         load_dataset_dir(toy_dataset_dir)
+
+
+def test_numeric_label_codes_in_a_csv_stay_names(tmp_path: Path) -> None:
+    """Label codes such as "004" or "401.90" are names: not numbers (a crash naming nothing, or "4")."""
+    codes = Taxonomy.from_dict({"Root": ["004", "401"], "401": ["401.90"]})
+    split = prepare_split(_write(tmp_path, "text,labels\nthe song,004\nthe game,401.90\n", "train.csv"), codes)
+    assert split["label_names"] == [["004"], ["401", "401.90"]]
