@@ -4,6 +4,7 @@ splits the flags need, ``--config_overrides`` keys and, for a trained folder, it
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import logging
 import shutil
 from collections.abc import Mapping, Sequence
@@ -13,17 +14,22 @@ from transformers import TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 from .data import SPLIT_ALIASES, split_files
+from .hub import MODEL_FILE_PATTERNS
 from .taxonomy import Taxonomy
 
 logger = logging.getLogger(__name__)
 RESUME_LAST = ("last", "true")
+# what a run writes into --output_dir besides the model folder's files (hub.MODEL_FILE_PATTERNS)
+RUN_OUTPUT_PATTERNS = ("checkpoint-*", "runs", "label_pretraining", "*results.json", "trainer_state.json",
+                       "training_args.bin", "test_predictions.jsonl")
 
 
 def check_output_dir(args: TrainingArguments, overwrite: bool, inputs: Mapping[str, str | None]) -> str | None:
     """Refuse a non-empty ``--output_dir`` unless ``--overwrite_output_dir`` (then :func:`clear_output_dir` empties
-    it, so the folder ends with only this run's files) or ``--resume_from_checkpoint`` (a checkpoint folder, or
-    ``last``: the newest ``checkpoint-N`` in ``--output_dir``). ``inputs`` (``{"--dataset_dir": path, ...}``) may
-    not lie in a folder to be cleared. Returns the checkpoint to resume from, or ``None``."""
+    it, so the folder ends with only this run's files; refused where it holds anything a run does not write) or
+    ``--resume_from_checkpoint`` (a checkpoint folder, or ``last``: the newest ``checkpoint-N`` in ``--output_dir``).
+    ``inputs`` (``{"--dataset_dir": path, ...}``) may not lie in a folder to be cleared. Returns the checkpoint to
+    resume from, or ``None``."""
     out = Path(args.output_dir)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"--output_dir {out} is a file, not a folder")
@@ -51,7 +57,17 @@ def check_output_dir(args: TrainingArguments, overwrite: bool, inputs: Mapping[s
         raise FileExistsError(f"--output_dir {out} is not empty ({shown}): pass --overwrite_output_dir to replace "
                               f"its contents{resume_hint}, or choose another --output_dir")
     _check_nothing_inside(out, {**inputs, "the working directory": str(Path.cwd())})
+    foreign = [name for name in contents if not _written_by_a_run(out / name)]
+    if foreign:
+        raise FileExistsError(f"--output_dir {out} holds {', '.join(foreign[:5])}" + (", ..." if len(foreign) > 5
+                              else "") + ", which no run of this script wrote; --overwrite_output_dir replaces "
+                              "only a run's files: move those away or choose another --output_dir")
     return None
+
+
+def _written_by_a_run(entry: Path) -> bool:
+    """Whether ``entry`` of an output folder is something this script (the Trainer, the model folder) writes."""
+    return any(fnmatch.fnmatch(entry.name, p) for p in (*MODEL_FILE_PATTERNS, *RUN_OUTPUT_PATTERNS))
 
 
 def clear_output_dir(args: TrainingArguments) -> None:

@@ -45,6 +45,10 @@ def test_a_second_run_into_the_same_output_dir_stops_and_overwrite_leaves_only_t
                                               r"--resume_from_checkpoint last to continue from checkpoint-1"):
         run(tiny_encoder_dir, toy_dataset_dir, out, *first)
     assert _files(out) == before  # nothing written by the refused run
+    (out / "notes").mkdir()  # something no run writes: --overwrite_output_dir must not delete it
+    with pytest.raises(FileExistsError, match=r"holds notes, which no run of this script wrote"):
+        run(tiny_encoder_dir, toy_dataset_dir, out, "--do_train", "--overwrite_output_dir")
+    (out / "notes").rmdir()
     results = run(tiny_encoder_dir, toy_dataset_dir, out, "--do_train", "--do_eval", "--save_strategy", "no",
                   "--overwrite_output_dir")
     after = _files(out)
