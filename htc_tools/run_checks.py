@@ -19,6 +19,7 @@ from .taxonomy import Taxonomy
 
 logger = logging.getLogger(__name__)
 RESUME_LAST = ("last", "true")
+CONSTRUCTOR_KEYWORDS = {"attn_implementation", "dtype"}
 # what a run writes into --output_dir besides the model folder's files (hub.MODEL_FILE_PATTERNS)
 RUN_OUTPUT_PATTERNS = ("checkpoint-*", "runs", "label_pretraining", "*results.json", "trainer_state.json",
                        "training_args.bin", "test_predictions.jsonl")
@@ -115,7 +116,8 @@ def unknown_config_keys(overrides: Mapping[str, object], config) -> list[str]:
     """Keys of ``overrides`` that are not fields of ``config`` (a ``PretrainedConfig``), each with its closest
     field when there is one: ``["los_columns (did you mean 'loss_columns'?)"]``."""
     properties = {k for k in dir(type(config)) if isinstance(getattr(type(config), k, None), property)}
-    fields = set(config.to_dict()) | {k for k in properties if not k.startswith("_")}  # e.g. num_labels
+    # e.g. num_labels (a property); attn_implementation and dtype are constructor keywords, not stored fields
+    fields = set(config.to_dict()) | {k for k in properties if not k.startswith("_")} | CONSTRUCTOR_KEYWORDS
     unknown = []
     for key in overrides:
         if key not in fields:

@@ -65,7 +65,10 @@ def _local(sock: socket.socket, address: object) -> bool:
 
 
 _REAL = {"connect": socket.socket.connect, "connect_ex": socket.socket.connect_ex, "sendto": socket.socket.sendto,
-         "create_connection": socket.create_connection, "getaddrinfo": socket.getaddrinfo}
+         "sendmsg": socket.socket.sendmsg, "create_connection": socket.create_connection,
+         "getaddrinfo": socket.getaddrinfo, "gethostbyname": socket.gethostbyname,
+         "gethostbyname_ex": socket.gethostbyname_ex, "gethostbyaddr": socket.gethostbyaddr,
+         "getnameinfo": socket.getnameinfo}
 
 
 def _guarded_connect(self: socket.socket, address: object) -> object:
@@ -98,9 +101,27 @@ def _guarded_getaddrinfo(host: object, *args: object, **kwargs: object) -> list:
     return _REAL["getaddrinfo"](host, *args, **kwargs)
 
 
+def _guarded_sendmsg(self: socket.socket, buffers: object, *args: object) -> int:
+    if len(args) >= 3 and not _local(self, args[2]):  # (ancdata, flags, address)
+        raise _blocked("sendmsg", args[2])
+    return _REAL["sendmsg"](self, buffers, *args)
+
+
+def _guarded_lookup(name: str) -> object:
+    def guarded(host: object, *args: object, **kwargs: object) -> object:
+        target = host[0] if isinstance(host, tuple) else host  # getnameinfo takes (host, port)
+        if not is_local_host(target):
+            raise _blocked(name, host)
+        return _REAL[name](host, *args, **kwargs)
+
+    return guarded
+
+
 GUARDS = {(socket.socket, "connect"): _guarded_connect, (socket.socket, "connect_ex"): _guarded_connect_ex,
-          (socket.socket, "sendto"): _guarded_sendto, (socket, "create_connection"): _guarded_create_connection,
-          (socket, "getaddrinfo"): _guarded_getaddrinfo}
+          (socket.socket, "sendto"): _guarded_sendto, (socket.socket, "sendmsg"): _guarded_sendmsg,
+          (socket, "create_connection"): _guarded_create_connection, (socket, "getaddrinfo"): _guarded_getaddrinfo,
+          **{(socket, name): _guarded_lookup(name)
+             for name in ("gethostbyname", "gethostbyname_ex", "gethostbyaddr", "getnameinfo")}}
 for (_owner, _attr), _guard in GUARDS.items():  # from collection on, session fixtures included
     setattr(_owner, _attr, _guard)
 

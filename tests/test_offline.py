@@ -22,7 +22,13 @@ def test_hf_libraries_read_offline_at_import() -> None:
     lambda: socket.socket().connect_ex(("93.184.216.34", 80)),
     lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("8.8.8.8", 53)),
     lambda: socket.socket(socket.AF_INET6).connect(("2606:4700::1", 443, 0, 0)),
-], ids=["create_connection", "getaddrinfo", "connect", "connect_ex", "udp_sendto", "connect_ipv6"])
+    lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendmsg([b"x"], [], 0, ("8.8.8.8", 53)),
+    lambda: socket.gethostbyname("huggingface.co"),
+    lambda: socket.gethostbyname_ex("huggingface.co"),
+    lambda: socket.gethostbyaddr("8.8.8.8"),
+    lambda: socket.getnameinfo(("8.8.8.8", 53), 0),
+], ids=["create_connection", "getaddrinfo", "connect", "connect_ex", "udp_sendto", "connect_ipv6", "udp_sendmsg",
+        "gethostbyname", "gethostbyname_ex", "gethostbyaddr", "getnameinfo"])
 def test_every_way_out_is_blocked(attempt) -> None:
     with pytest.raises(OSError, match="network access is blocked in tests"):
         attempt()

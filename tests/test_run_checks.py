@@ -123,9 +123,10 @@ def test_an_unknown_config_override_is_named_before_the_model_loads(tiny_encoder
 
 def test_known_config_overrides_reach_the_model(tiny_encoder_dir: Path, toy_taxonomy: Taxonomy, tokenizer) -> None:
     args = ModelArguments(model_type="hbgl", model_name_or_path=str(tiny_encoder_dir),
-                          config_overrides="loss_columns=all,hidden_dropout_prob=0")
+                          config_overrides="loss_columns=all,hidden_dropout_prob=0,attn_implementation=eager")
     model = build_model(args, toy_taxonomy, tokenizer, str(tiny_encoder_dir))
     assert model.config.loss_columns == "all" and model.config.hidden_dropout_prob == 0
+    assert model.config._attn_implementation == "eager"  # a constructor keyword, not a stored field
 
 
 # ------------------------------------------------------------------ item 4: continuing from a trained folder
