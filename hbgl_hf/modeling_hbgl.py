@@ -408,7 +408,7 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         score_columns = self.head_columns if authors else self.label_columns
 
         logits = torch.full((b, num_labels), -1e4, dtype=text_embeds.dtype, device=device)
-        reached = torch.zeros(b, num_labels, dtype=torch.bool, device=device)  # scored at their level, path alive
+        reached = torch.zeros(b, num_labels, dtype=torch.bool, device=device)  # scored while the path was alive
         selected = torch.zeros(b, num_labels, dtype=torch.bool, device=device)
         active = torch.ones(b, dtype=torch.bool, device=device)
         fed: list[torch.Tensor] = []  # [B, H] per decoded step
@@ -441,12 +441,12 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
             if consistent:
                 has_parent = (selected.to(scores.dtype) @ parent_matrix.T) > 0
                 fires &= has_parent | top_level[None, :]
-            own_level = level_mask[k] if k < self.depth else torch.zeros_like(top_level)
             if authors:  # a label may fire at any step: keep its highest score over the steps that ran
                 logits = torch.where(alive[:, None], torch.maximum(logits, scores), logits)
                 reached |= alive[:, None]
                 selected |= fires
-            else:
+            else:  # step k scores level k + 1
+                own_level = level_mask[k]
                 now = own_level[None, :] & alive[:, None]
                 logits = torch.where(now, scores, logits)
                 reached |= now
