@@ -1,0 +1,1 @@
+"""Installed command-line tools: ``htc-train`` (:mod:`htc_tools.cli.train`)."""
