@@ -79,10 +79,18 @@ def find_unknown_labels(label_lists: Iterable[Sequence[str]], taxonomy: Taxonomy
 
 def encode_labels(names: Iterable[str], taxonomy: Taxonomy) -> list[float]:
     """Multi-hot ``[num_labels]`` of ``names`` closed under ancestors (taxonomy id order)."""
-    return _multi_hot(taxonomy.ancestor_closure(taxonomy.id(n) for n in names), taxonomy.num_labels)
+    return multi_hot(taxonomy.ancestor_closure(taxonomy.id(n) for n in names), taxonomy.num_labels)
 
 
-def _multi_hot(ids: Iterable[int], num_labels: int) -> list[float]:
+PREPARED_FEATURES = datasets.Features({
+    "text": datasets.Value("string"),
+    "label_names": datasets.Sequence(datasets.Value("string")),
+    "labels": datasets.Sequence(datasets.Value("float32")),
+})
+
+
+def multi_hot(ids: Iterable[int], num_labels: int) -> list[float]:
+    """``[num_labels]`` 0/1 floats with 1 at ``ids``."""
     vector = [0.0] * num_labels
     for i in ids:
         vector[i] = 1.0
@@ -117,14 +125,9 @@ def prepare_split(source: str | Path | datasets.Dataset, taxonomy: Taxonomy, *, 
         known = [n for n in record[label_field] if n in taxonomy]
         closed = sorted(taxonomy.ancestor_closure(taxonomy.id(n) for n in known))
         return {"text": record[text_field], "label_names": [taxonomy.labels[i] for i in closed],
-                "labels": _multi_hot(closed, taxonomy.num_labels)}
+                "labels": multi_hot(closed, taxonomy.num_labels)}
 
-    features = datasets.Features({
-        "text": datasets.Value("string"),
-        "label_names": datasets.Sequence(datasets.Value("string")),
-        "labels": datasets.Sequence(datasets.Value("float32")),
-    })
-    return ds.map(normalise, remove_columns=ds.column_names, features=features, desc=f"labels of {name}")
+    return ds.map(normalise, remove_columns=ds.column_names, features=PREPARED_FEATURES, desc=f"labels of {name}")
 
 
 def prepare_splits(splits: datasets.DatasetDict, taxonomy: Taxonomy, **kwargs: object) -> datasets.DatasetDict:

@@ -3,11 +3,13 @@ splits the flags need, ``--config_overrides`` keys and, for a trained folder, it
 
 from __future__ import annotations
 
+import copy
 import difflib
 import fnmatch
+import json
 import logging
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from transformers import TrainingArguments
@@ -95,21 +97,68 @@ def _check_nothing_inside(out: Path, inputs: Mapping[str, str | None]) -> None:
                              "choose another --output_dir")
 
 
+def split_needs(args: TrainingArguments) -> dict[str, list[str]]:
+    """Per split (``train``/``dev``/``test``), the flags that need it: ``--do_train``, ``--do_eval`` /
+    ``--eval_strategy`` / ``--load_best_model_at_end``, ``--do_predict``."""
+    strategy = getattr(args.eval_strategy, "value", args.eval_strategy)  # --eval_strategy also sets do_eval
+    evaluation = [f"--eval_strategy {strategy}"] if strategy != "no" else ["--do_eval"] if args.do_eval else []
+    evaluation += ["--load_best_model_at_end"] if args.load_best_model_at_end else []
+    return {"train": ["--do_train"] if args.do_train else [], "dev": evaluation,
+            "test": ["--do_predict"] if args.do_predict else []}
+
+
+def check_splits_present(available: Collection[str], source: str, args: TrainingArguments) -> None:
+    """The splits that the flags need must be among ``available``; the error names the flag and the split."""
+    for split, flags in split_needs(args).items():
+        if flags and split not in available:
+            names = "validation / dev / val" if split == "dev" else split
+            raise ValueError(f"{' and '.join(flags)} need(s) the {split} split, but {source} has no {names} split "
+                             f"(splits: {', '.join(sorted(available)) or 'none'})")
+
+
 def check_requested_splits(dataset_dir: str, args: TrainingArguments) -> dict[str, Path]:
     """The split files that ``--do_train``, ``--do_eval`` / ``--eval_strategy`` / ``--load_best_model_at_end`` and
     ``--do_predict`` need must exist; the error names the flag and the files looked for. Returns the files."""
     files = split_files(dataset_dir)
-    strategy = getattr(args.eval_strategy, "value", args.eval_strategy)  # --eval_strategy also sets do_eval
-    evaluation = [f"--eval_strategy {strategy}"] if strategy != "no" else ["--do_eval"] if args.do_eval else []
-    evaluation += ["--load_best_model_at_end"] if args.load_best_model_at_end else []
-    needs = {"train": ["--do_train"] if args.do_train else [], "dev": evaluation,
-             "test": ["--do_predict"] if args.do_predict else []}
-    for split, flags in needs.items():
+    for split, flags in split_needs(args).items():
         if flags and split not in files:
             looked_for = " / ".join(f"{stem}.jsonl" for stem in SPLIT_ALIASES[split])
             raise FileNotFoundError(f"{' and '.join(flags)} need(s) the {split} split, but {dataset_dir} has no "
                                     f"{looked_for} (or .json / .csv)")
     return files
+
+
+def parse_config_overrides(text: str | None, config, for_what: str = "") -> dict[str, object]:
+    """``--config_overrides "a=1,b=false,c=level"`` -> keyword arguments, checked against ``config``'s fields
+    (:func:`unknown_config_keys`) and typed like ``PretrainedConfig.update_from_string``: a value takes the type of
+    the field's current value (int, float, bool, str; a bad value is an error naming the key); a field without
+    such a value (``None``, a list) or a constructor keyword takes the value as JSON, else as a string."""
+    items = [item for item in (text or "").split(",") if item.strip()]
+    pairs = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--config_overrides: expected key=value, got {item!r}")
+        pairs.append((key.strip(), value.strip()))
+    unknown = unknown_config_keys(dict(pairs), config)
+    if unknown:
+        raise ValueError(f"--config_overrides: unknown key(s) {', '.join(unknown)}{for_what} (fields of "
+                         f"{type(config).__name__})")
+    probe = copy.deepcopy(config)
+    overrides: dict[str, object] = {}
+    for key, value in pairs:
+        if isinstance(getattr(config, key, None), bool | int | float | str):
+            try:
+                probe.update_from_string(f"{key}={value}")
+            except ValueError as err:
+                raise ValueError(f"--config_overrides {key}={value}: {err}") from None
+            overrides[key] = getattr(probe, key)
+        else:
+            try:
+                overrides[key] = json.loads(value)
+            except json.JSONDecodeError:
+                overrides[key] = value
+    return overrides
 
 
 def unknown_config_keys(overrides: Mapping[str, object], config) -> list[str]:

@@ -13,6 +13,13 @@ Files are read as UTF-8 (a leading byte-order mark is ignored).
 
 Label ids follow (level, first appearance in the file), so each level is a contiguous id range.
 
+A taxonomy can also be inferred from root-to-leaf paths (:meth:`Taxonomy.from_paths`, used when a dataset
+carries paths or level columns and no taxonomy file). There a node's identity is its path: ``cats > food`` and
+``dogs > food`` are two labels. Their names (``id2label``) stay unique and readable: a name used by one node is
+the label's name as it is (``food``); a name used by several nodes is qualified by its parent's name,
+``dogs/food`` (:data:`QUALIFIER`), recursively when the parent's name is qualified too. :meth:`Taxonomy.display_name`
+gives back the bare name (``food``) and :meth:`Taxonomy.path_names` the root-to-label path of display names.
+
 Levels are 1-based. A label with several parents (a DAG) keeps every edge; its level is
 ``1 + max(level of its parents)``: the longest path from the root, so a label always sits strictly
 below each of its parents (what level-wise decoders and per-level losses need).
@@ -31,10 +38,16 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 ROOT_NAMES = ("root",)
+QUALIFIER = "/"  # joins a parent's name and a child's in the name of a label whose bare name is ambiguous
 
 
 class TaxonomyError(ValueError):
     """A taxonomy file or mapping is invalid; the message names the label and the line."""
+
+
+class AmbiguousLabelError(ValueError):
+    """A bare label name that names several labels (the same name under several parents); the message lists
+    their paths."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +97,35 @@ class Taxonomy:
             for p in (ps or [-1])
         ]
         return _build(edges)
+
+    @classmethod
+    def from_paths(cls, paths: Iterable[Sequence[str]]) -> Taxonomy:
+        """Infer a tree from root-to-label paths (``[["pets", "dogs", "food"], ["pets", "cats", "food"]]``): every
+        prefix of a path is a label, identified by its path. A name used by several nodes is qualified by its
+        parent's name (``dogs/food``, ``cats/food``); ids follow (level, first appearance)."""
+        nodes: dict[tuple[str, ...], None] = {}  # ordered set, first appearance
+        for path in paths:
+            path = tuple(path)
+            for k, name in enumerate(path):
+                if not isinstance(name, str) or not name.strip():
+                    raise TaxonomyError(f"path {list(path)}: level {k + 1} is an empty or non-string name {name!r}")
+                nodes.setdefault(path[: k + 1])
+        if not nodes:
+            raise TaxonomyError("no label paths to infer a taxonomy from")
+        uses: dict[str, int] = {}
+        for node in nodes:
+            uses[node[-1]] = uses.get(node[-1], 0) + 1
+        names: dict[tuple[str, ...], str] = {}
+        for node in sorted(nodes, key=len):  # parents first
+            ambiguous = uses[node[-1]] > 1 and len(node) > 1
+            names[node] = f"{names[node[:-1]]}{QUALIFIER}{node[-1]}" if ambiguous else node[-1]
+        owner: dict[str, tuple[str, ...]] = {}
+        for node, name in names.items():
+            if name in owner:
+                raise TaxonomyError(f"paths {' > '.join(owner[name])!r} and {' > '.join(node)!r} both get the label "
+                                    f"name {name!r} (a name holding {QUALIFIER!r}?); rename one of them")
+            owner[name] = node
+        return cls.from_edges((names[node[:-1]] if len(node) > 1 else None, names[node]) for node in nodes)
 
     # ---------------------------------------------------------------- queries
     @property
@@ -172,6 +214,61 @@ class Taxonomy:
         if not self.parents[label_id]:
             return [[label_id]]
         return [[*path, label_id] for p in self.parents[label_id] for path in self.paths(p)]
+
+    def display_name(self, label_id: int) -> str:
+        """The bare name of a label: ``food`` for ``dogs/food`` (its name without its parent's name and
+        :data:`QUALIFIER` in front); the name itself otherwise."""
+        name = self.labels[label_id]
+        for p in self.parents[label_id]:
+            prefix = self.labels[p] + QUALIFIER
+            if name.startswith(prefix) and len(name) > len(prefix):
+                return name[len(prefix):]
+        return name
+
+    def path_names(self, label_id: int) -> list[str]:
+        """Display names along the first root-to-label path: ``["pets", "dogs", "food"]``."""
+        return [self.display_name(i) for i in self.paths(label_id)[0]]
+
+    @cached_property
+    def _by_display_name(self) -> dict[str, tuple[int, ...]]:
+        out: dict[str, list[int]] = {}
+        for i in range(self.num_labels):
+            out.setdefault(self.display_name(i), []).append(i)
+        return {k: tuple(v) for k, v in out.items()}
+
+    def resolve(self, name: str) -> int:
+        """The id of a label given by its name (``dogs/food``) or, when that is unique, its bare name (``food``).
+
+        Raises:
+            AmbiguousLabelError: a bare name of several labels, listing their paths.
+            KeyError: an unknown name.
+        """
+        if name in self._label2id:
+            return self._label2id[name]
+        matches = self._by_display_name.get(name, ())
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            paths = "; ".join(" > ".join(self.path_names(i)) for i in matches)
+            raise AmbiguousLabelError(f"label {name!r} is ambiguous: it names {len(matches)} labels ({paths}); give "
+                                      "the label as a path (--label_path_separator, --label_level_columns) or by "
+                                      f"its qualified name ({', '.join(repr(self.labels[i]) for i in matches)})")
+        raise KeyError(f"label {name!r} is not in the taxonomy")
+
+    def resolve_path(self, path: Sequence[str]) -> int:
+        """The id of the label at the end of a root-to-label path of names (each a label's name or bare name);
+        ``KeyError`` naming the path if it is not a path of the taxonomy."""
+        candidates, current = self.top_level, None
+        for step in path:
+            found = [c for c in candidates if self.labels[c] == step] or \
+                    [c for c in candidates if self.display_name(c) == step]
+            if len(found) != 1:
+                raise KeyError(f"path {' > '.join(path)!r} is not in the taxonomy")
+            current = found[0]
+            candidates = self.children[current]
+        if current is None:
+            raise KeyError("an empty label path")
+        return current
 
     def to_dict(self) -> dict[str, list[str]]:
         """The JSON form ``{"Root": [...], parent: [children]}`` (round-trips through :meth:`from_dict`)."""

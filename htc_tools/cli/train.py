@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import transformers
+from datasets import DatasetDict
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -44,17 +45,21 @@ from transformers import (
 
 from hbgl_hf import HBGLForHierarchicalClassification
 from hpt_hf import HPTForHierarchicalClassification
-from htc_tools.data import load_dataset_dir, tokenize_dataset
+from htc_tools.data import find_taxonomy_file, load_dataset_dir, tokenize_dataset
+from htc_tools.data_sources import load_raw_splits
 from htc_tools.early_stopping import MacroMicroEarlyStopping
 from htc_tools.hub import push_model_folder, save_model_folder
+from htc_tools.label_formats import LabelColumns, prepare_labelled_splits
 from htc_tools.run_checks import (
     check_output_dir,
     check_requested_splits,
+    check_splits_present,
     clear_output_dir,
     hierarchy_mismatch,
     label_names_mismatch,
-    unknown_config_keys,
+    parse_config_overrides,
 )
+from htc_tools.taxonomy import Taxonomy, load_taxonomy
 from htc_tools.trainer import HierarchicalTrainer
 from htc_tools.training import (
     EMBEDDED_ENCODER,
@@ -107,8 +112,37 @@ class ModelArguments:
 
 @dataclass
 class DataArguments:
-    dataset_dir: str = field(default=DEFAULT_DATA, metadata={"help": "train/dev/test .jsonl|.csv + a taxonomy file"})
-    taxonomy_file: str | None = field(default=None, metadata={"help": "default: found in dataset_dir"})
+    dataset_name: str | None = field(
+        default=None, metadata={"help": "a Hub dataset id or a local dataset folder (Parquet / JSON Lines / CSV files "
+                                        "named by split, or a save_to_disk folder), read with datasets.load_dataset"})
+    dataset_config_name: str | None = field(default=None, metadata={"help": "the Hub dataset's configuration"})
+    train_file: str | None = field(default=None, metadata={"help": "a .jsonl / .json / .csv / .parquet file"})
+    validation_file: str | None = field(default=None, metadata={"help": "the dev split, same format"})
+    test_file: str | None = field(default=None, metadata={"help": "the test split, same format"})
+    dataset_dir: str | None = field(
+        default=None, metadata={"help": "a folder with train/dev/test .jsonl|.csv + a taxonomy file (default: the "
+                                        "embedded ICD-10-CM demo data when no other data is given); without a "
+                                        "taxonomy file it is read like --dataset_name"})
+    taxonomy_file: str | None = field(
+        default=None, metadata={"help": "the label hierarchy (default: found in --dataset_dir / a --dataset_name "
+                                        "folder; else inferred from label paths or level columns)"})
+    text_column_name: str = field(
+        default="text", metadata={"help": "the text column, or several joined by --text_column_delimiter: "
+                                          "'title,body'"})
+    text_column_delimiter: str = field(default=" ", metadata={"help": "joins several text columns"})
+    label_column_name: str | None = field(default=None, metadata={"help": "the label column (default: labels, else "
+                                                                           "label)"})
+    label_level_columns: str | None = field(
+        default=None, metadata={"help": "one column per level, root first: 'cat1,cat2,cat3' (a null ends a path)"})
+    label_path_separator: str | None = field(
+        default=None, metadata={"help": "labels are root-to-leaf paths written as strings joined by this, e.g. ' > '"})
+    label_separator: str = field(default=";", metadata={"help": "joins several labels (names or paths) in one string "
+                                                                "cell"})
+    label_format: str = field(
+        default="auto", metadata={"help": "auto (detected, logged), names (leaf or ancestor-closed names; needs a "
+                                          "taxonomy file), paths (root-to-leaf paths, several per example allowed), "
+                                          "path (one path per example as a list of names)",
+                                  "choices": ["auto", "names", "paths", "path"]})
     max_seq_length: int = field(default=128)
     unknown_labels: str = field(default="error", metadata={"help": "'error' or 'drop' (logged with a count)"})
     max_train_samples: int | None = field(default=None)
@@ -116,6 +150,57 @@ class DataArguments:
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "replace the contents of a non-empty --output_dir (without it the run stops; "
                                          "--resume_from_checkpoint last continues from its newest checkpoint)"})
+
+    def label_columns(self) -> LabelColumns:
+        """The text and label columns and the label format the flags name."""
+        return LabelColumns(
+            text_columns=tuple(c.strip() for c in self.text_column_name.split(",") if c.strip()),
+            text_delimiter=self.text_column_delimiter, label_column=self.label_column_name,
+            level_columns=tuple(c.strip() for c in (self.label_level_columns or "").split(",") if c.strip()),
+            path_separator=self.label_path_separator, label_separator=self.label_separator,
+            label_format=self.label_format)
+
+    def uses_dataset_dir(self) -> bool:
+        """Whether the data is a --dataset_dir of this project's layout (split files + a taxonomy file, labels as
+        names in a ``labels`` column), read by :func:`~htc_tools.data.load_dataset_dir` with per-line checks."""
+        if self.dataset_name or self.train_file or self.validation_file or self.test_file:
+            return False
+        custom = (self.label_column_name, self.label_level_columns, self.label_path_separator)
+        if any(custom) or self.label_format != "auto" or self.text_column_name != "text":
+            return False
+        return bool(self.taxonomy_file) or _has_taxonomy_file(self.data_folder())
+
+    def data_folder(self) -> str:
+        return self.dataset_dir or DEFAULT_DATA
+
+
+def _has_taxonomy_file(folder: str) -> bool:
+    try:
+        find_taxonomy_file(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return True
+
+
+def load_data(data_args: DataArguments, training_args: TrainingArguments) -> tuple[DatasetDict, Taxonomy]:
+    """The prepared splits (``train``/``dev``/``test``: ``text``, ``label_names``, ``labels``) and the taxonomy,
+    from --dataset_dir (this project's layout) or any dataset ``datasets.load_dataset`` reads (--dataset_name,
+    --train_file ...). The splits the flags need are checked before anything else loads."""
+    if data_args.uses_dataset_dir():
+        check_requested_splits(data_args.data_folder(), training_args)
+        return load_dataset_dir(data_args.data_folder(), data_args.taxonomy_file,
+                                unknown_labels=data_args.unknown_labels)
+    source = data_args.dataset_name or data_args.dataset_dir
+    raw = load_raw_splits(source, data_args.dataset_config_name, train_file=data_args.train_file,
+                          validation_file=data_args.validation_file, test_file=data_args.test_file)
+    check_splits_present(raw.keys(), source or "the data files", training_args)
+    taxonomy_file = data_args.taxonomy_file
+    if taxonomy_file is None and source and _has_taxonomy_file(source):
+        taxonomy_file = str(find_taxonomy_file(source))
+    taxonomy = load_taxonomy(taxonomy_file) if taxonomy_file else None
+    if taxonomy_file:
+        logger.info("taxonomy from %s: %d labels", taxonomy_file, taxonomy.num_labels)
+    return prepare_labelled_splits(raw, data_args.label_columns(), taxonomy, data_args.unknown_labels)
 
 
 def early_stopping_callbacks(model_args: ModelArguments) -> list | None:
@@ -127,35 +212,25 @@ def early_stopping_callbacks(model_args: ModelArguments) -> list | None:
     return [EarlyStoppingCallback(model_args.early_stopping_patience)]
 
 
-def parse_overrides(text: str | None) -> dict[str, object]:
-    """``"a=1,b=false,c=level"`` -> ``{"a": 1, "b": False, "c": "level"}`` (JSON values, else strings)."""
-    overrides: dict[str, object] = {}
-    for item in filter(None, (text or "").split(",")):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--config_overrides: expected key=value, got {item!r}")
-        try:
-            overrides[key.strip()] = json.loads(value.strip())
-        except json.JSONDecodeError:
-            overrides[key.strip()] = value.strip()
-    return overrides
+def parse_overrides(text: str | None, schema) -> dict[str, object]:
+    """``"a=1,b=false,c=level"`` -> ``{"a": 1, "b": False, "c": "level"}``, checked against the fields of
+    ``schema`` (a config) and typed like ``PretrainedConfig.update_from_string``
+    (:func:`~htc_tools.run_checks.parse_config_overrides`)."""
+    return parse_config_overrides(text, schema)
 
 
 def build_model(model_args: ModelArguments, taxonomy, tokenizer, path: str, train_labels=None):
     """A new model on an encoder, or a trained HBGL/HPT folder of ``--model_type`` (hierarchy checked).
     ``train_labels`` (multi-hot rows) set a new flat head's bias to the label priors (``--classifier_bias_init``).
     ``--config_overrides`` keys and a trained folder's labels are checked before any weights load."""
-    overrides = parse_overrides(model_args.config_overrides)
     config = AutoConfig.from_pretrained(path, trust_remote_code=True)
     trained = config.model_type in MODEL_CLASSES
     if model_args.model_type in MODEL_CLASSES and not trained:
         schema = MODEL_CLASSES[model_args.model_type].config_class()
     else:
         schema = config
-    unknown = unknown_config_keys(overrides, schema)
-    if unknown:
-        raise ValueError(f"--config_overrides: unknown key(s) {', '.join(unknown)} for --model_type "
-                         f"{model_args.model_type} (fields of {type(schema).__name__})")
+    overrides = parse_config_overrides(model_args.config_overrides, schema,
+                                       f" for --model_type {model_args.model_type}")
     if model_args.model_type == "flat":
         mismatch = label_names_mismatch(config, taxonomy) if config.problem_type == "multi_label_classification" \
             else None  # a trained flat head: its rows are labels
@@ -180,6 +255,16 @@ def build_model(model_args: ModelArguments, taxonomy, tokenizer, path: str, trai
         return AutoModel.from_pretrained(path, trust_remote_code=True, **overrides)
     return MODEL_CLASSES[model_args.model_type].from_encoder(
         path, list(taxonomy.labels), [list(p) for p in taxonomy.parents], tokenizer=tokenizer, **overrides)
+
+
+def dataset_card_name(data_args: DataArguments) -> str:
+    """The dataset named on the model card: a Hub id as given, else the local folder's (or train file's) name."""
+    source = data_args.dataset_name or data_args.dataset_dir
+    if source:
+        return source if not Path(source).exists() else Path(source).resolve().name
+    if data_args.train_file:
+        return Path(data_args.train_file).resolve().parent.name
+    return Path(DEFAULT_DATA).name
 
 
 def write_predictions(path: Path, texts: list[str], predictions: tuple[np.ndarray, np.ndarray], taxonomy) -> None:
@@ -210,14 +295,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     set_seed(training_args.seed)
     # --push_to_hub: one push of the final folder with our model card (below), not the Trainer's checkpoint pushes
     push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False
-    # before anything loads: the splits the flags need, and an --output_dir that this run may write to
-    check_requested_splits(data_args.dataset_dir, training_args)
+    # before anything loads: an --output_dir that this run may write to, the splits the flags need (load_data)
     resume = check_output_dir(training_args, data_args.overwrite_output_dir, {
-        "--dataset_dir": data_args.dataset_dir, "--taxonomy_file": data_args.taxonomy_file,
+        "--dataset_dir": data_args.dataset_dir, "--dataset_name": data_args.dataset_name,
+        "--train_file": data_args.train_file, "--validation_file": data_args.validation_file,
+        "--test_file": data_args.test_file, "--taxonomy_file": data_args.taxonomy_file,
         "--model_name_or_path": model_args.model_name_or_path})
 
-    splits, taxonomy = load_dataset_dir(data_args.dataset_dir, data_args.taxonomy_file,
-                                        unknown_labels=data_args.unknown_labels)
+    splits, taxonomy = load_data(data_args, training_args)
     for split, limit in (("train", data_args.max_train_samples), ("dev", data_args.max_eval_samples),
                          ("test", data_args.max_eval_samples)):
         if limit and split in splits:
@@ -256,7 +341,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if trainer.is_world_process_zero():
         base_model = model_args.model_name_or_path  # the card drops a local path
         card = {"base_model": EMBEDDED_ENCODER_HUB_ID if base_model == EMBEDDED_ENCODER else base_model,
-                "dataset_name": Path(data_args.dataset_dir).name,
+                "dataset_name": dataset_card_name(data_args),
                 "results": results}
         save_model_folder(trainer.model, tokenizer, out_dir, **card)
         (out_dir / "all_results.json").write_text(json.dumps(results, indent=2))

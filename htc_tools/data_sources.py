@@ -1,0 +1,96 @@
+"""Raw splits from anywhere ``datasets`` reads: a Hub dataset id, a local dataset folder (Parquet, JSON Lines,
+CSV, or a ``save_to_disk`` folder) or split files, through :func:`datasets.load_dataset`. Split names are
+normalised to ``train`` / ``dev`` / ``test`` (``validation``, ``valid`` and ``val`` are ``dev``)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import datasets
+
+logger = logging.getLogger(__name__)
+
+SPLIT_NAMES = {"train": "train", "dev": "dev", "validation": "dev", "valid": "dev", "val": "dev", "test": "test"}
+FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+
+
+def builder_of(paths: list[str]) -> str:
+    """The ``datasets`` builder (``json``, ``csv``, ``parquet``) of data files, which must share one format."""
+    builders = {FILE_BUILDERS.get(Path(p).suffix.lower()) for p in paths}
+    if None in builders:
+        bad = [p for p in paths if Path(p).suffix.lower() not in FILE_BUILDERS]
+        raise ValueError(f"unsupported data file type: {', '.join(bad)}; use .jsonl, .json, .csv or .parquet")
+    if len(builders) > 1:
+        raise ValueError(f"the data files mix formats ({', '.join(sorted(builders))}): give them in one format")
+    return builders.pop()
+
+
+def split_files_of(folder: Path) -> dict[str, str]:
+    """The data files of a folder named by split (``train.parquet``, ``dev.jsonl``, ``validation.csv`` ...)."""
+    found: dict[str, str] = {}
+    for stem in SPLIT_NAMES:
+        for suffix in FILE_BUILDERS:
+            if (folder / f"{stem}{suffix}").is_file():
+                found.setdefault(stem, str(folder / f"{stem}{suffix}"))
+                break
+    return found
+
+
+def _load_files(data_files: dict[str, str]) -> datasets.DatasetDict:
+    for split, path in data_files.items():
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no {split} file at {path}")
+    builder = builder_of(list(data_files.values()))
+    # CSV: every cell as text (a label column of numeric codes stays names) and an empty cell as "" (not NaN)
+    kwargs = {"keep_default_na": False, "dtype": str} if builder == "csv" else {}
+    return datasets.load_dataset(builder, data_files=data_files, **kwargs)
+
+
+def load_raw_splits(dataset_name: str | None = None, dataset_config_name: str | None = None, *,
+                    train_file: str | None = None, validation_file: str | None = None,
+                    test_file: str | None = None, data_files: dict[str, str] | None = None) -> datasets.DatasetDict:
+    """The splits of a dataset as they are (every column kept), keyed ``train`` / ``dev`` / ``test``.
+
+    ``dataset_name``: a Hub id or a local folder (``datasets.load_dataset``; a ``save_to_disk`` folder through
+    ``datasets.load_from_disk``); or split files (``train_file`` ...) or ``data_files`` ``{split: path}``.
+    Splits of other names are left out (logged).
+    """
+    if dataset_name and (train_file or validation_file or test_file or data_files):
+        raise ValueError("give --dataset_name or --train_file/--validation_file/--test_file, not both")
+    if dataset_name:
+        folder = Path(dataset_name)
+        if folder.is_dir() and ((folder / "dataset_dict.json").is_file() or (folder / "state.json").is_file()):
+            loaded = datasets.load_from_disk(str(folder))
+        elif folder.is_dir() and split_files_of(folder):  # only the split files (not a taxonomy or manifest .json)
+            loaded = _load_files(split_files_of(folder))
+        else:
+            loaded = datasets.load_dataset(dataset_name, dataset_config_name)
+        if isinstance(loaded, datasets.Dataset):
+            loaded = datasets.DatasetDict({"train": loaded})
+    else:
+        files = dict(data_files or {})
+        files.update({k: v for k, v in (("train", train_file), ("validation", validation_file),
+                                        ("test", test_file)) if v})
+        if not files:
+            raise ValueError("no data: give --dataset_name, --train_file (and --validation_file / --test_file) "
+                             "or --dataset_dir")
+        loaded = _load_files(files)
+    return normalise_split_names(loaded, dataset_name or "the data files")
+
+
+def normalise_split_names(splits: datasets.DatasetDict, source: str) -> datasets.DatasetDict:
+    """``validation``/``valid``/``val`` -> ``dev``; other unknown split names are dropped (logged)."""
+    out: dict[str, datasets.Dataset] = {}
+    for name, ds in splits.items():
+        canonical = SPLIT_NAMES.get(name.lower())
+        if canonical is None:
+            logger.warning("%s: split %r is not train/validation/dev/val/test; left out", source, name)
+        elif canonical in out:
+            raise ValueError(f"{source}: two splits are the {canonical} split ({name!r} and another); keep one")
+        else:
+            out[canonical] = ds
+    if "train" not in out and not out:
+        raise ValueError(f"{source}: no train/validation/test split (splits: {list(splits)})")
+    logger.info("%s: splits %s", source, ", ".join(f"{k} ({len(v)})" for k, v in out.items()))
+    return datasets.DatasetDict(out)
