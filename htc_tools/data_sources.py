@@ -4,6 +4,7 @@ normalised to ``train`` / ``dev`` / ``test`` (``validation``, ``valid`` and ``va
 
 from __future__ import annotations
 
+import csv
 import logging
 from pathlib import Path
 
@@ -42,8 +43,12 @@ def _load_files(data_files: dict[str, str]) -> datasets.DatasetDict:
         if not Path(path).is_file():
             raise FileNotFoundError(f"no {split} file at {path}")
     builder = builder_of(list(data_files.values()))
-    # CSV: every cell as text (a label column of numeric codes stays names) and an empty cell as "" (not NaN)
-    kwargs = {"keep_default_na": False, "dtype": str} if builder == "csv" else {}
+    kwargs = {}
+    if builder == "csv":  # every cell as text (a label column of numeric codes stays names), an empty cell as ""
+        with open(next(iter(data_files.values())), encoding="utf-8-sig", newline="") as f:
+            header = next(csv.reader(f), [])
+        kwargs = {"keep_default_na": False,
+                  "features": datasets.Features({column: datasets.Value("string") for column in header})}
     return datasets.load_dataset(builder, data_files=data_files, **kwargs)
 
 

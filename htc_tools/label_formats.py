@@ -2,8 +2,9 @@
 
 Label formats (``--label_format``, else detected from the first labelled row and logged):
 
-* ``names``: label names, leaves only or ancestor-closed (a list, or a string of names joined by
-  ``label_separator``); needs a taxonomy file. A bare name that names several labels is an error listing them.
+* ``names``: label names, leaves only or ancestor-closed (a list, a JSON list in a CSV cell, or a string of names
+  joined by ``label_separator``); needs a taxonomy file. A bare name that names several labels is an error
+  listing them.
 * ``paths``: root-to-label paths, several per example allowed: strings ``"pets > dogs > food"`` split on
   ``path_separator`` (several joined by ``label_separator``), a list of such strings, or a list of lists.
 * ``path``: one root-to-label path per example given as a list of names (``["pets", "dogs", "food"]``): what a
@@ -17,6 +18,7 @@ ClassLabel columns (``ClassLabel`` or ``Sequence(ClassLabel)``, level columns to
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -144,6 +146,11 @@ def _split_path(text: str, separator: str | None, where: str) -> tuple[str, ...]
 def _cell_refs(cell: object, fmt: str, spec: LabelColumns, where: str) -> list[Ref]:
     if cell is None:
         return []
+    if isinstance(cell, str) and cell.strip().startswith("["):  # a CSV cell holding a JSON list
+        try:
+            cell = json.loads(cell)
+        except json.JSONDecodeError as err:
+            raise DataFileError(f"{where}: the label cell {cell!r:.60} is not valid JSON ({err.msg})") from None
     if isinstance(cell, str):
         items: list = [x.strip() for x in cell.split(spec.label_separator) if x.strip()]
     elif isinstance(cell, list):
@@ -211,6 +218,40 @@ def infer_taxonomy(refs: Sequence[list[Ref]]) -> Taxonomy:
     return taxonomy
 
 
+def resolve_row(row: Sequence[Ref], taxonomy: Taxonomy, unknown: Counter[str]) -> list[int]:
+    """The label ids of one example's names and paths; unknown ones are counted in ``unknown``. A bare name of
+    several labels (``food``) is resolved by the example's other labels when exactly one of its labels has its
+    parent among them (an ancestor-closed list ``["pets", "dogs", "food"]``); else :class:`AmbiguousLabelError`."""
+    ids: set[int] = set()
+    pending: dict[str, tuple[int, ...]] = {}
+    for ref in row:
+        if isinstance(ref, tuple):
+            try:
+                ids.add(taxonomy.resolve_path(ref))
+            except KeyError:
+                unknown[" > ".join(ref)] += 1
+            continue
+        matches = taxonomy.candidates(ref)
+        if len(matches) == 1:
+            ids.add(matches[0])
+        elif matches:
+            pending[ref] = matches
+        else:
+            unknown[ref] += 1
+    while pending:  # parents first: a resolved name may resolve the next level's
+        progress = False
+        for ref, matches in list(pending.items()):
+            placed = [m for m in matches if set(taxonomy.parents[m]) & ids]
+            if len(placed) == 1:
+                ids.add(placed[0])
+                del pending[ref]
+                progress = True
+        if not progress:
+            ref, matches = next(iter(pending.items()))
+            raise taxonomy.ambiguity_error(ref, matches)
+    return sorted(ids)
+
+
 def encode_split(texts: list[str], refs: list[list[Ref]], taxonomy: Taxonomy, unknown_labels: str = "error",
                  name: str = "data") -> datasets.Dataset:
     """``text`` / ``label_names`` (ancestor-closed, id order) / ``labels`` (multi-hot ``[num_labels]``) of a split.
@@ -221,14 +262,10 @@ def encode_split(texts: list[str], refs: list[list[Ref]], taxonomy: Taxonomy, un
     unknown: Counter[str] = Counter()
     rows = []
     for i, row in enumerate(refs):
-        ids = []
-        for ref in row:
-            try:
-                ids.append(taxonomy.resolve_path(ref) if isinstance(ref, tuple) else taxonomy.resolve(ref))
-            except AmbiguousLabelError as err:
-                raise AmbiguousLabelError(f"{name}, row {i + 1}: {err}") from None
-            except KeyError:
-                unknown[" > ".join(ref) if isinstance(ref, tuple) else ref] += 1
+        try:
+            ids = resolve_row(row, taxonomy, unknown)
+        except AmbiguousLabelError as err:
+            raise AmbiguousLabelError(f"{name}, row {i + 1}: {err}") from None
         rows.append(sorted(taxonomy.ancestor_closure(ids)))
     if unknown and unknown_labels == "error":
         listed = ", ".join(f"{k!r} ({v}x)" for k, v in unknown.most_common(20))

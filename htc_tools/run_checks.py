@@ -112,7 +112,7 @@ def check_splits_present(available: Collection[str], source: str, args: Training
     for split, flags in split_needs(args).items():
         if flags and split not in available:
             names = "validation / dev / val" if split == "dev" else split
-            raise ValueError(f"{' and '.join(flags)} need(s) the {split} split, but {source} has no {names} split "
+            raise ValueError(f"{' and '.join(flags)} need(s) the {split} split ({names}), which {source} lacks "
                              f"(splits: {', '.join(sorted(available)) or 'none'})")
 
 

@@ -236,6 +236,19 @@ class Taxonomy:
             out.setdefault(self.display_name(i), []).append(i)
         return {k: tuple(v) for k, v in out.items()}
 
+    def candidates(self, name: str) -> tuple[int, ...]:
+        """The ids ``name`` may mean: the label of that name, else every label of that bare name."""
+        if name in self._label2id:
+            return (self._label2id[name],)
+        return self._by_display_name.get(name, ())
+
+    def ambiguity_error(self, name: str, matches: Sequence[int]) -> AmbiguousLabelError:
+        paths = "; ".join(" > ".join(self.path_names(i)) for i in matches)
+        return AmbiguousLabelError(f"label {name!r} is ambiguous: it names {len(matches)} labels ({paths}); give the "
+                                   "label as a path (--label_path_separator, --label_level_columns), with its "
+                                   "parent among the example's labels, or by its qualified name "
+                                   f"({', '.join(repr(self.labels[i]) for i in matches)})")
+
     def resolve(self, name: str) -> int:
         """The id of a label given by its name (``dogs/food``) or, when that is unique, its bare name (``food``).
 
@@ -243,16 +256,11 @@ class Taxonomy:
             AmbiguousLabelError: a bare name of several labels, listing their paths.
             KeyError: an unknown name.
         """
-        if name in self._label2id:
-            return self._label2id[name]
-        matches = self._by_display_name.get(name, ())
+        matches = self.candidates(name)
         if len(matches) == 1:
             return matches[0]
         if matches:
-            paths = "; ".join(" > ".join(self.path_names(i)) for i in matches)
-            raise AmbiguousLabelError(f"label {name!r} is ambiguous: it names {len(matches)} labels ({paths}); give "
-                                      "the label as a path (--label_path_separator, --label_level_columns) or by "
-                                      f"its qualified name ({', '.join(repr(self.labels[i]) for i in matches)})")
+            raise self.ambiguity_error(name, matches)
         raise KeyError(f"label {name!r} is not in the taxonomy")
 
     def resolve_path(self, path: Sequence[str]) -> int:

@@ -193,7 +193,7 @@ def load_data(data_args: DataArguments, training_args: TrainingArguments) -> tup
     source = data_args.dataset_name or data_args.dataset_dir
     raw = load_raw_splits(source, data_args.dataset_config_name, train_file=data_args.train_file,
                           validation_file=data_args.validation_file, test_file=data_args.test_file)
-    check_splits_present(raw.keys(), source or "the data files", training_args)
+    check_splits_present(raw.keys(), source or "--train_file/--validation_file/--test_file", training_args)
     taxonomy_file = data_args.taxonomy_file
     if taxonomy_file is None and source and _has_taxonomy_file(source):
         taxonomy_file = str(find_taxonomy_file(source))

@@ -1,0 +1,283 @@
+"""Issue #12, items 1-4 and 7: any dataset in (``--dataset_name``, split files), labels as datasets carry them
+(names, paths, level columns, ClassLabel ids), the taxonomy inferred from the data with path identity, and the
+``htc-train`` CLI module (``htc_tools.cli.train.main``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import datasets
+import pytest
+
+from hbgl_hf import HBGLConfig
+from htc_tools.cli.train import main
+from htc_tools.data import UnknownLabelsError
+from htc_tools.data_files import DataFileError
+from htc_tools.data_sources import load_raw_splits
+from htc_tools.label_formats import LabelColumns, prepare_labelled_splits
+from htc_tools.run_checks import parse_config_overrides
+from htc_tools.taxonomy import AmbiguousLabelError, Taxonomy
+
+REPO = Path(__file__).resolve().parents[1]
+AMAZON_LEVELS = REPO.parent / "shared" / "datasets" / "amazon_hier_levels"
+QUICK = ["--max_steps", "2", "--per_device_train_batch_size", "4", "--max_seq_length", "16", "--report_to", "none",
+         "--disable_tqdm", "true", "--use_cpu", "true", "--logging_strategy", "no", "--save_strategy", "no"]
+# the shape of amazon_hier_levels: 3 levels, paths ending at level 1, 2 or 3, "food" under three parents and
+# "sauces" under two
+SYNTH_PATHS = [("pet supplies", "dogs", "food"), ("pet supplies", "dogs", "toys"), ("pet supplies", "cats", "food"),
+               ("pet supplies", "cats", "toys"), ("pet supplies", "birds", "food"), ("grocery", "pantry", "sauces"),
+               ("grocery", "dips", "sauces"), ("grocery", "snacks"), ("baby products",)]
+WORDS = "the ball game team score science atom lab music song band film movie vote law market".split()
+
+
+def synthetic_rows(n: int, offset: int = 0) -> dict[str, list]:
+    """``n`` rows in the columns of amazon_hier_levels: text, cat1..cat3 (None below a path's end), category_path."""
+    rows: dict[str, list] = {"text": [], "cat1": [], "cat2": [], "cat3": [], "category_path": []}
+    for i in range(offset, offset + n):
+        path = SYNTH_PATHS[i % len(SYNTH_PATHS)]
+        rows["text"].append(" ".join(WORDS[(i * 7 + k) % len(WORDS)] for k in range(6)))
+        for level in range(3):
+            rows[f"cat{level + 1}"].append(path[level] if level < len(path) else None)
+        rows["category_path"].append(" > ".join(path))
+    return rows
+
+
+@pytest.fixture
+def synthetic_levels_dir(tmp_path: Path) -> Path:
+    """Parquet files train / validation / test shaped like ../shared/datasets/amazon_hier_levels."""
+    folder = tmp_path / "levels"
+    folder.mkdir()
+    features = datasets.Features({c: datasets.Value("string") for c in ("text", "cat1", "cat2", "cat3",
+                                                                          "category_path")})
+    for split, n, offset in (("train", 27, 0), ("validation", 9, 3), ("test", 9, 5)):
+        ds = datasets.Dataset.from_dict(synthetic_rows(n, offset), features=features)
+        ds.to_parquet(folder / f"{split}.parquet")
+    return folder
+
+
+def _config_taxonomy(out: Path) -> tuple[list[str], list | None]:
+    config = json.loads((out / "config.json").read_text())
+    return [config["id2label"][str(i)] for i in range(len(config["id2label"]))], config.get("label_parents")
+
+
+# ------------------------------------------------------------------ acceptance: level columns and path strings
+@pytest.mark.parametrize("source", ["synthetic", "amazon_hier_levels"])
+@pytest.mark.parametrize("model_type", ["hbgl", "hpt", "flat"])
+def test_level_columns_and_path_strings_train_and_infer_the_same_taxonomy(
+        source: str, model_type: str, synthetic_levels_dir: Path, tiny_encoder_dir: Path, tmp_path: Path) -> None:
+    if source == "amazon_hier_levels" and not AMAZON_LEVELS.is_dir():
+        pytest.skip(f"{AMAZON_LEVELS} is not present")
+    data = synthetic_levels_dir if source == "synthetic" else AMAZON_LEVELS
+    label_flags = {"levels": ["--label_level_columns", "cat1,cat2,cat3"],
+                   "paths": ["--label_column_name", "category_path", "--label_path_separator", " > "]}
+    inferred = {}
+    for name, flags in label_flags.items():
+        out = tmp_path / f"{model_type}-{name}"
+        results = main(["--model_type", model_type, "--model_name_or_path", str(tiny_encoder_dir), "--dataset_name",
+                        str(data), *flags, "--output_dir", str(out), "--do_train", "--do_eval",
+                        "--max_train_samples", "16", "--max_eval_samples", "8", *QUICK])
+        assert results["train_loss"] > 0 and "eval_micro_f1" in results
+        inferred[name] = _config_taxonomy(out)
+    assert inferred["levels"] == inferred["paths"]
+    labels, parents = inferred["levels"]
+    if source == "synthetic":
+        expected = Taxonomy.from_paths(SYNTH_PATHS)
+        assert labels == list(expected.labels) and len(labels) == 16
+    else:
+        assert len(labels) == 230
+    taxonomy = Taxonomy.from_parents(labels, parents) if parents is not None else None
+    assert sorted(n for n in labels if n == "food" or n.endswith("/food")) == ["birds/food", "cats/food", "dogs/food"]
+    if taxonomy is not None:  # HBGL/HPT store the hierarchy: each "food" sits under its own parent
+        assert {taxonomy.display_name(taxonomy.id(f"{p}/food")) for p in ("birds", "cats", "dogs")} == {"food"}
+        assert taxonomy.path_names(taxonomy.id("dogs/food"))[1:] == ["dogs", "food"]
+        assert [taxonomy.labels[p] for p in taxonomy.parents[taxonomy.id("cats/food")]] == ["cats"]
+
+
+def test_the_amazon_levels_folder_gives_230_labels_with_food_three_times() -> None:
+    if not AMAZON_LEVELS.is_dir():
+        pytest.skip(f"{AMAZON_LEVELS} is not present")
+    raw = load_raw_splits(str(AMAZON_LEVELS))
+    assert sorted(raw) == ["dev", "test", "train"]
+    by_levels, taxonomy = prepare_labelled_splits(raw, LabelColumns(level_columns=("cat1", "cat2", "cat3")))
+    by_paths, same = prepare_labelled_splits(raw, LabelColumns(label_column="category_path", path_separator=" > "))
+    assert taxonomy == same and taxonomy.summary()["labels_per_level"] == [6, 54, 170]
+    assert [taxonomy.display_name(i) for i in range(230)].count("food") == 3
+    for split in raw:
+        assert by_levels[split]["labels"] == by_paths[split]["labels"]
+
+
+# ------------------------------------------------------------------ label formats
+def _formats_dataset() -> datasets.DatasetDict:
+    """The same labels written in every format: row 0 one path, row 1 two paths (where a format can say so)."""
+    columns = {
+        "text": ["a dog food review", "dog food and a snack"],
+        "cat1": ["pets", "pets"], "cat2": ["dogs", "dogs"], "cat3": ["food", "food"],
+        "path_string": ["pets > dogs > food", "pets > dogs > food;shop > snacks"],
+        "path_strings": [["pets > dogs > food"], ["pets > dogs > food", "shop > snacks"]],
+        "path_lists": [[["pets", "dogs", "food"]], [["pets", "dogs", "food"], ["shop", "snacks"]]],
+        "path_list": [["pets", "dogs", "food"], ["pets", "dogs", "food"]],
+    }
+    return datasets.DatasetDict({"train": datasets.Dataset.from_dict(columns)})
+
+
+TAXONOMY = Taxonomy.from_paths([("pets", "dogs", "food"), ("pets", "cats", "food"), ("shop", "snacks")])
+
+
+@pytest.mark.parametrize(("spec", "multi_path"), [
+    (LabelColumns(level_columns=("cat1", "cat2", "cat3")), False),
+    (LabelColumns(label_column="path_string", path_separator=" > "), True),
+    (LabelColumns(label_column="path_strings", path_separator=" > "), True),
+    (LabelColumns(label_column="path_lists"), True),
+    (LabelColumns(label_column="path_list"), False),  # a list of names and no taxonomy file: one path
+])
+def test_every_label_format_gives_the_same_labels(spec: LabelColumns, multi_path: bool) -> None:
+    prepared, _ = prepare_labelled_splits(_formats_dataset(), spec, TAXONOMY)
+    assert prepared["train"][0]["label_names"] == ["pets", "dogs", "dogs/food"]
+    second = ["pets", "shop", "dogs", "snacks", "dogs/food"] if multi_path else ["pets", "dogs", "dogs/food"]
+    assert prepared["train"][1]["label_names"] == second
+    # without a taxonomy, one is inferred from the paths; cats/food is not in this data
+    _, inferred = prepare_labelled_splits(_formats_dataset(), spec)
+    assert "food" in inferred and "cats/food" not in inferred
+
+
+def test_a_bare_name_of_several_labels_is_an_error_listing_their_paths() -> None:
+    ds = datasets.Dataset.from_dict({"text": ["x", "y"], "labels": [["dogs/food"], ["food"]]})
+    with pytest.raises(AmbiguousLabelError, match=r"train, row 2: label 'food' is ambiguous: it names 2 labels "
+                                                  r"\(pets > dogs > food; pets > cats > food\)"):
+        prepare_labelled_splits(ds, LabelColumns(), TAXONOMY)
+    prepared, _ = prepare_labelled_splits(ds.select([0]), LabelColumns(), TAXONOMY)  # a qualified name is fine
+    assert prepared["train"][0]["label_names"] == ["pets", "dogs", "dogs/food"]
+    # an ancestor-closed list places the bare name under the parent it lists; a parent of neither does not
+    closed = datasets.Dataset.from_dict({"text": ["x", "y"], "labels": [["cats", "food"], ["shop", "food"]]})
+    prepared, _ = prepare_labelled_splits(closed.select([0]), LabelColumns(), TAXONOMY)
+    assert prepared["train"][0]["label_names"] == ["pets", "cats", "cats/food"]
+    with pytest.raises(AmbiguousLabelError, match="train, row 2: label 'food' is ambiguous"):
+        prepare_labelled_splits(closed, LabelColumns(), TAXONOMY)
+
+
+def test_a_taxonomy_file_dag_keeps_one_label_under_two_parents() -> None:
+    dag = Taxonomy.from_dict({"Root": ["cats", "dogs"], "cats": ["food"], "dogs": ["food"]})
+    ds = datasets.Dataset.from_dict({"text": ["x", "y"], "labels": ["cats > food", "dogs > food"]})
+    prepared, taxonomy = prepare_labelled_splits(ds, LabelColumns(path_separator=" > "), dag)
+    assert taxonomy.num_labels == 3 and prepared["train"]["label_names"] == [["cats", "dogs", "food"]] * 2
+    bare = datasets.Dataset.from_dict({"text": ["z"], "labels": [["food"]]})
+    names, _ = prepare_labelled_splits(bare, LabelColumns(), dag)
+    assert names["train"][0]["label_names"] == ["cats", "dogs", "food"]
+
+
+def test_names_need_a_taxonomy_and_unknown_paths_are_named() -> None:
+    ds = datasets.Dataset.from_dict({"text": ["x"], "labels": ["food"]})
+    with pytest.raises(ValueError, match="bare names and no taxonomy file"):
+        prepare_labelled_splits(ds, LabelColumns())
+    paths = datasets.Dataset.from_dict({"text": ["x", "y"], "labels": ["pets > fish > food", "shop > snacks"]})
+    with pytest.raises(UnknownLabelsError, match="'pets > fish > food' \\(1x\\)"):
+        prepare_labelled_splits(paths, LabelColumns(path_separator=" > "), TAXONOMY)
+    kept, _ = prepare_labelled_splits(paths, LabelColumns(path_separator=" > "), TAXONOMY, unknown_labels="drop")
+    assert kept["train"]["label_names"] == [[], ["shop", "snacks"]]
+
+
+def test_a_level_below_an_empty_level_is_an_error_naming_the_row() -> None:
+    ds = datasets.Dataset.from_dict({"text": ["x", "y"], "a": ["pets", "pets"], "b": ["dogs", None],
+                                     "c": ["food", "food"]})
+    with pytest.raises(DataFileError, match=r"train, row 2: level column 'c' holds 'food' below the empty 'b'"):
+        prepare_labelled_splits(ds, LabelColumns(level_columns=("a", "b", "c")))
+
+
+def test_class_label_ids_read_through_their_names() -> None:
+    names = ["pets > dogs > food", "pets > cats > food", "shop > snacks"]
+    features = datasets.Features({"text": datasets.Value("string"),
+                                  "labels": datasets.Sequence(datasets.ClassLabel(names=names)),
+                                  "single": datasets.ClassLabel(names=["dogs/food", "snacks"])})
+    ds = datasets.Dataset.from_dict({"text": ["a", "b", "c"], "labels": [[0], [1, 2], []], "single": [0, 1, -1]},
+                                    features=features)
+    prepared, taxonomy = prepare_labelled_splits(ds, LabelColumns(path_separator=" > "))
+    assert taxonomy.labels == TAXONOMY.labels
+    assert prepared["train"]["label_names"] == [["pets", "dogs", "dogs/food"], ["pets", "shop", "cats", "snacks",
+                                                                                "cats/food"], []]
+    single, _ = prepare_labelled_splits(ds, LabelColumns(label_column="single"), TAXONOMY)
+    assert single["train"]["label_names"] == [["pets", "dogs", "dogs/food"], ["shop", "snacks"], []]
+
+
+def test_a_dataset_with_a_sequence_of_class_label_column_trains(tiny_encoder_dir: Path, tmp_path: Path) -> None:
+    names = ["pets > dogs > food", "pets > cats > food", "shop > snacks", "pets > dogs > toys"]
+    features = datasets.Features({"text": datasets.Value("string"),
+                                  "labels": datasets.Sequence(datasets.ClassLabel(names=names))})
+    rows = {"text": [" ".join(WORDS[i:i + 5]) for i in range(12)], "labels": [[i % 4] + ([2] if i % 3 else [])
+                                                                              for i in range(12)]}
+    ds = datasets.Dataset.from_dict(rows, features=features)
+    datasets.DatasetDict({"train": ds, "validation": ds.select(range(4))}).save_to_disk(tmp_path / "saved")
+    out = tmp_path / "out"
+    results = main(["--model_type", "hbgl", "--model_name_or_path", str(tiny_encoder_dir), "--dataset_name",
+                    str(tmp_path / "saved"), "--label_path_separator", " > ", "--output_dir", str(out), "--do_train",
+                    "--do_eval", *QUICK])
+    assert results["train_loss"] > 0 and "eval_micro_f1" in results
+    labels, parents = _config_taxonomy(out)
+    assert labels == list(Taxonomy.from_paths(n.split(" > ") for n in names).labels)
+    assert Taxonomy.from_parents(labels, parents).path_names(labels.index("cats/food")) == ["pets", "cats", "food"]
+
+
+# ------------------------------------------------------------------ split files, text columns, splits
+def test_split_files_with_several_text_columns_and_csv_level_columns(tiny_encoder_dir: Path, tmp_path: Path) -> None:
+    rows = synthetic_rows(12)
+    header = "title,body,cat1,cat2,cat3\n"
+    lines = [f"{t.split()[0]},{t},{a},{b or ''},{c or ''}\n" for t, a, b, c in
+             zip(rows["text"], rows["cat1"], rows["cat2"], rows["cat3"], strict=True)]
+    (tmp_path / "train.csv").write_text(header + "".join(lines))
+    (tmp_path / "dev.csv").write_text(header + "".join(lines[:4]))
+    flags = ["--model_type", "flat", "--model_name_or_path", str(tiny_encoder_dir), "--train_file",
+             str(tmp_path / "train.csv"), "--validation_file", str(tmp_path / "dev.csv"), "--text_column_name",
+             "title,body", "--label_level_columns", "cat1,cat2,cat3", *QUICK]
+    with pytest.raises(ValueError, match=r"--do_predict need\(s\) the test split \(test\), which --train_file/"
+                                         r"--validation_file/--test_file lacks \(splits: dev, train\)"):
+        main([*flags, "--output_dir", str(tmp_path / "no"), "--do_predict"])
+    results = main([*flags, "--output_dir", str(tmp_path / "out"), "--do_train", "--do_eval"])
+    assert "eval_micro_f1" in results
+    assert _config_taxonomy(tmp_path / "out")[0] == list(Taxonomy.from_paths(SYNTH_PATHS).labels)
+
+
+def test_texts_are_joined_and_split_names_normalised(tmp_path: Path) -> None:
+    for split in ("train", "val"):
+        (tmp_path / f"{split}.jsonl").write_text(json.dumps({"title": "t", "body": "b", "labels": [["shop"]]}) + "\n")
+    raw = load_raw_splits(str(tmp_path))
+    assert sorted(raw) == ["dev", "train"]
+    prepared, _ = prepare_labelled_splits(raw, LabelColumns(text_columns=("title", "body"), text_delimiter=". "))
+    assert prepared["dev"]["text"] == ["t. b"]
+
+
+def test_the_dataset_dir_layout_still_reads_through_the_taxonomy_file(toy_dataset_dir: Path, tiny_encoder_dir: Path,
+                                                                      tmp_path: Path) -> None:
+    # the same folder through --dataset_dir (per-line checks) and --dataset_name (datasets.load_dataset)
+    labels = []
+    for flag in ("--dataset_dir", "--dataset_name"):
+        out = tmp_path / flag.strip("-")
+        main(["--model_type", "hpt", "--model_name_or_path", str(tiny_encoder_dir), flag, str(toy_dataset_dir),
+              "--output_dir", str(out), "--do_train", *QUICK])
+        labels.append(_config_taxonomy(out))
+    assert labels[0] == labels[1]
+
+
+def test_the_cli_runs_as_a_module(tiny_encoder_dir: Path, synthetic_levels_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "htc_tools.cli.train", "--model_type", "flat", "--model_name_or_path",
+                           str(tiny_encoder_dir), "--dataset_name", str(synthetic_levels_dir), "--label_level_columns",
+                           "cat1,cat2,cat3", "--output_dir", str(out), "--do_train", *QUICK],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "taxonomy inferred from the data: 16 labels" in done.stderr
+    assert (out / "config.json").is_file()
+
+
+# ------------------------------------------------------------------ --config_overrides (update_from_string typing)
+def test_config_overrides_take_the_type_of_the_field() -> None:
+    overrides = parse_config_overrides("hidden_dropout_prob=0,hierarchy_consistent=yes,loss_columns=all,"
+                                       "cpt_segment_id=2,dtype=\"float32\"", HBGLConfig())
+    assert overrides == {"hidden_dropout_prob": 0.0, "hierarchy_consistent": True, "loss_columns": "all",
+                         "cpt_segment_id": 2, "dtype": "float32"}
+    assert isinstance(overrides["hidden_dropout_prob"], float)
+    with pytest.raises(ValueError, match="--config_overrides hierarchy_consistent=maybe: can't derive true or false"):
+        parse_config_overrides("hierarchy_consistent=maybe", HBGLConfig())
+    with pytest.raises(ValueError, match=r"--config_overrides cpt_segment_id=1\.5"):
+        parse_config_overrides("cpt_segment_id=1.5", HBGLConfig())
