@@ -88,12 +88,12 @@ def test_level_columns_and_path_strings_train_and_infer_the_same_taxonomy(
         assert labels == list(expected.labels) and len(labels) == 16
     else:
         assert len(labels) == 230
-    taxonomy = Taxonomy.from_parents(labels, parents) if parents is not None else None
+    taxonomy = Taxonomy.from_parents(labels, parents)  # the hierarchy is saved with every model, flat too
     assert sorted(n for n in labels if n == "food" or n.endswith("/food")) == ["birds/food", "cats/food", "dogs/food"]
-    if taxonomy is not None:  # HBGL/HPT store the hierarchy: each "food" sits under its own parent
-        assert {taxonomy.display_name(taxonomy.id(f"{p}/food")) for p in ("birds", "cats", "dogs")} == {"food"}
-        assert taxonomy.path_names(taxonomy.id("dogs/food"))[1:] == ["dogs", "food"]
-        assert [taxonomy.labels[p] for p in taxonomy.parents[taxonomy.id("cats/food")]] == ["cats"]
+    # each "food" sits under its own parent
+    assert {taxonomy.display_name(taxonomy.id(f"{p}/food")) for p in ("birds", "cats", "dogs")} == {"food"}
+    assert taxonomy.path_names(taxonomy.id("dogs/food"))[1:] == ["dogs", "food"]
+    assert [taxonomy.labels[p] for p in taxonomy.parents[taxonomy.id("cats/food")]] == ["cats"]
 
 
 def test_the_amazon_levels_folder_gives_230_labels_with_food_three_times() -> None:

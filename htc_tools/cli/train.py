@@ -240,6 +240,7 @@ def build_model(model_args: ModelArguments, taxonomy, tokenizer, path: str, trai
             path, num_labels=taxonomy.num_labels, problem_type="multi_label_classification",
             id2label=dict(enumerate(taxonomy.labels)), label2id=taxonomy.label2id, output_loading_info=True,
             **overrides)
+        model.config.label_parents = [list(p) for p in taxonomy.parents]  # the hierarchy, saved with the model
         if model_args.classifier_bias_init == "prior" and train_labels is not None:
             name = init_classifier_bias(model, label_prior_logits(train_labels), loading["missing_keys"])
             if name:
