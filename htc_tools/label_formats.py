@@ -82,6 +82,11 @@ def detect_format(ds: datasets.Dataset, spec: LabelColumns, has_taxonomy: bool, 
         return spec.label_format
     column = label_column(ds, spec)
     sample = next((v for v in ds.select(range(min(len(ds), 1000)))[column] if v not in (None, [], "")), None)
+    if isinstance(sample, str) and sample.strip().startswith("["):  # a CSV cell holding a JSON list
+        try:
+            sample = json.loads(sample)
+        except json.JSONDecodeError:
+            pass  # reported with its row when the cells are read
     if class_names(ds.features[column]) is not None or isinstance(sample, str) or sample is None:
         fmt = "paths" if spec.path_separator else "names"
     elif isinstance(sample, list) and any(isinstance(x, list) for x in sample):

@@ -119,6 +119,7 @@ def _formats_dataset() -> datasets.DatasetDict:
         "path_strings": [["pets > dogs > food"], ["pets > dogs > food", "shop > snacks"]],
         "path_lists": [[["pets", "dogs", "food"]], [["pets", "dogs", "food"], ["shop", "snacks"]]],
         "path_list": [["pets", "dogs", "food"], ["pets", "dogs", "food"]],
+        "json_cell": ['[["pets", "dogs", "food"]]', '[["pets", "dogs", "food"], ["shop", "snacks"]]'],  # as in a CSV
     }
     return datasets.DatasetDict({"train": datasets.Dataset.from_dict(columns)})
 
@@ -132,6 +133,7 @@ TAXONOMY = Taxonomy.from_paths([("pets", "dogs", "food"), ("pets", "cats", "food
     (LabelColumns(label_column="path_strings", path_separator=" > "), True),
     (LabelColumns(label_column="path_lists"), True),
     (LabelColumns(label_column="path_list"), False),  # a list of names and no taxonomy file: one path
+    (LabelColumns(label_column="json_cell"), True),
 ])
 def test_every_label_format_gives_the_same_labels(spec: LabelColumns, multi_path: bool) -> None:
     prepared, _ = prepare_labelled_splits(_formats_dataset(), spec, TAXONOMY)
