@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if data_args.overwrite_output_dir:
         clear_output_dir(training_args)
     trainer = HierarchicalTrainer(
-        model=model, args=training_args, train_dataset=tokenized["train"], eval_dataset=tokenized.get("dev"),
+        model=model, args=training_args, train_dataset=tokenized.get("train"), eval_dataset=tokenized.get("dev"),
         processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=make_compute_metrics(taxonomy), decode_threshold=model_args.threshold,
         hierarchy_consistent=model_args.hierarchy_consistent or None,
