@@ -262,9 +262,10 @@ def test_the_dataset_dir_layout_still_reads_through_the_taxonomy_file(toy_datase
 
 
 def test_the_cli_runs_as_a_module(tiny_encoder_dir: Path, synthetic_levels_dir: Path, tmp_path: Path) -> None:
+    # a --dataset_dir without a taxonomy file is read like --dataset_name
     out = tmp_path / "out"
     done = subprocess.run([sys.executable, "-m", "htc_tools.cli.train", "--model_type", "flat", "--model_name_or_path",
-                           str(tiny_encoder_dir), "--dataset_name", str(synthetic_levels_dir), "--label_level_columns",
+                           str(tiny_encoder_dir), "--dataset_dir", str(synthetic_levels_dir), "--label_level_columns",
                            "cat1,cat2,cat3", "--output_dir", str(out), "--do_train", *QUICK],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
