@@ -37,14 +37,12 @@ MODEL_FILE_PATTERNS = (
 
 
 def pipeline_class(model) -> type[Pipeline]:
-    """The model's own copy of the pipeline class: the module that defines ``type(model)`` imports it (a model
-    loaded with ``trust_remote_code`` brings it in ``transformers_modules``); models saved before that import
-    existed fall back to the installed package of their ``model_type``."""
-    module = importlib.import_module(type(model).__module__)
-    found = getattr(module, PIPELINE_CLASS, None)
-    if found is None:
-        found = getattr(importlib.import_module(f"{model.config.model_type}_hf.hierarchical_pipeline"), PIPELINE_CLASS)
-    return found
+    """The model's own copy of the pipeline class: the module that defines ``type(model)`` imports its sibling
+    ``hierarchical_pipeline`` (a model loaded with ``trust_remote_code`` brings it in ``transformers_modules``);
+    models saved before that import existed fall back to the installed package of their ``model_type``."""
+    registration = getattr(importlib.import_module(type(model).__module__), "pipeline_registration", None)
+    module = registration.__module__ if registration else f"{model.config.model_type}_hf.hierarchical_pipeline"
+    return getattr(importlib.import_module(module), PIPELINE_CLASS)
 
 
 def hierarchical_pipeline(model, tokenizer, **kwargs: object) -> Pipeline:
