@@ -254,9 +254,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if trainer.is_world_process_zero():
         base_model = model_args.model_name_or_path  # the card drops a local path
         card = {"base_model": EMBEDDED_ENCODER_HUB_ID if base_model == EMBEDDED_ENCODER else base_model,
-                "dataset_name": Path(data_args.dataset_dir).name,
-                "results": results}
-        save_model_folder(trainer.model, tokenizer, out_dir, **card)
+                "dataset_name": data_args.dataset_dir,  # a Hub id goes to `datasets`, a local path only by name
+                "results": results,
+                "widget_texts": list(splits["train"]["text"][:3]) if "train" in splits else None}
+        save_model_folder(trainer.model, tokenizer, out_dir, repo_id=training_args.hub_model_id, **card)
         (out_dir / "all_results.json").write_text(json.dumps(results, indent=2))
         if push_to_hub:
             push_model_folder(trainer.model, tokenizer, training_args.hub_model_id or out_dir.name,

