@@ -83,7 +83,8 @@ def save_model_folder(model, tokenizer, folder: str | Path, **card: object) -> P
             model.save_pretrained(staging)
             tokenizer.save_pretrained(staging)
         card = {"repo_id": folder.name, **{k: v for k, v in card.items() if v is not None}}
-        build_model_card(model, inherited=inherited_card_data(model), **card).save(staging / "README.md")
+        card.setdefault("inherited", inherited_card_data(model))
+        build_model_card(model, **card).save(staging / "README.md")
         complete = True
         if beside and not os.path.ismount(folder):
             if folder.is_dir():
@@ -180,6 +181,7 @@ def push_model_folder(model, tokenizer, repo_id: str, token: str | None = None, 
     api = HfApi(token=token)
     repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id  # "name" -> "user/name"
     with tempfile.TemporaryDirectory() as tmp:
+        card.setdefault("inherited", inherited_card_data(model, download=True, token=token))  # Hub-loaded: its card
         folder = save_model_folder(model, tokenizer, Path(tmp) / repo_id.split("/")[-1], repo_id=repo_id, **card)
         info = api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message,
                                  revision=revision)

@@ -206,7 +206,7 @@ def base_model_license(name_or_path: str | None) -> str | None:
         return None
 
 
-def inherited_card_data(model, download: bool = False) -> ModelCardData | None:
+def inherited_card_data(model, download: bool = False, token: str | None = None) -> ModelCardData | None:
     """The metadata of our card in the folder (or, with ``download``, the Hub repo) ``model`` was loaded from:
     re-saving or pushing a loaded model keeps its ``base_model``, ``license``, widget and results."""
     source = getattr(model, "name_or_path", None) or getattr(model.config, "_name_or_path", None)
@@ -217,7 +217,7 @@ def inherited_card_data(model, download: bool = False) -> ModelCardData | None:
     if not download or hub_model_id(source) is None:
         return None
     try:
-        data = ModelCard.load(source).data
+        data = ModelCard.load(source, token=token).data
     except Exception as error:  # no card, no network: nothing to inherit
         logger.info(f"model card of {source} not loaded ({error}); the card is built from scratch")
         return None

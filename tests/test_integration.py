@@ -189,6 +189,14 @@ def test_two_ranks_end_with_the_parameters_of_one_rank(model_type: str, tiny_enc
         assert len(predictions) == 8 and set(json.loads(predictions[0])) == {"text", "labels", "scores"}
     assert "HierarchicalTextClassificationPipeline" in (tmp_path / "two" / "config.json").read_text() or (
         model_type == "flat")
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(tmp_path / "one" / "README.md")  # the run's card: widget from the training texts, results
+    train_texts = [json.loads(line)["text"] for line in (toy_dataset_dir / "train.jsonl").read_text().splitlines()]
+    assert card.data.widget == [{"text": t} for t in train_texts[:3]] and str(toy_dataset_dir) not in card.content
+    assert {(r.dataset_split, r.metric_name) for r in card.data.eval_results} >= {("validation", "macro_f1"),
+                                                                                  ("test", "micro_f1")}
+    assert 'model="one"' in card.text and card.data.datasets is None
 
 
 def test_hbgl_two_stages_under_two_ranks(tiny_encoder_dir: Path, toy_dataset_dir: Path, tmp_path: Path) -> None:
