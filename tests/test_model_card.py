@@ -68,7 +68,7 @@ def test_the_embedded_encoder_is_written_as_its_hub_id(flat_model: BertForSequen
     path = str(package.get_model_path())  # what the run script trains from: a local folder of the package
     packaged = build_model_card(flat_model, base_model=path)
     assert packaged.data.base_model == EMBEDDED_ENCODER_HUB_ID and path not in packaged.content
-    assert packaged.data.license == "apache-2.0"  # read from the encoder's own card, offline
+    assert packaged.data.license == "apache-2.0" == card.data.license  # read from the encoder's own card, offline
 
 
 def test_a_hub_cache_folder_and_a_trained_folder_map_to_hub_ids(flat_model: BertForSequenceClassification,
