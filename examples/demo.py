@@ -66,9 +66,9 @@ def main() -> None:
               "trust_remote_code=True) ==")
         for text, result in zip(SAMPLE_TEXTS, classifier(list(SAMPLE_TEXTS)), strict=True):
             print(json.dumps(text))
-            for score, path in zip(result["scores"], result["paths"], strict=True):
-                print(f"  {score:.3f}  {' > '.join(path)}")
-            if not result["labels"]:
+            for prediction in result:  # {"label", "score", "path"} per selected label, highest score first
+                print(f"  {prediction['score']:.3f}  {' > '.join(prediction['path'])}")
+            if not result:
                 print("  (no label above the threshold)")
 
 

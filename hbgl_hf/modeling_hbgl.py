@@ -22,6 +22,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_hbgl import HBGLConfig
 from .decoding_cache import decoding_cache
+from .hierarchical_pipeline import pipeline_registration
 from .label_pretraining import LabelGraphPretrainer, stage_rows
 from .masks import decoding_mask, local_hierarchy_mask, to_backend_mask
 
@@ -108,6 +109,9 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         # added on save by register_for_auto_class
         sequence_classification = {"AutoModelForSequenceClassification": f"modeling_hbgl.{type(self).__name__}"}
         config.auto_map = {**(getattr(config, "auto_map", None) or {}), **sequence_classification}
+        # the hierarchical pipeline travels with every save (Trainer checkpoints included): its file is copied as a
+        # relative import of this module, and config.custom_pipelines names it for pipeline(trust_remote_code)
+        config.custom_pipelines = {**(getattr(config, "custom_pipelines", None) or {}), **pipeline_registration()}
         if config.problem_type is None:  # the stock pipeline then applies a sigmoid
             config.problem_type = "multi_label_classification"
         self.bert = BertModel(config, add_pooling_layer=False)

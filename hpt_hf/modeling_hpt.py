@@ -27,6 +27,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_hpt import HPTConfig
 from .graph import GraphAttentionLayer, HierarchyInjection, hierarchy_adjacency
+from .hierarchical_pipeline import pipeline_registration
 from .losses import zmlce
 from .template import build_prompt_inputs, right_align_padding, template_token_ids
 
@@ -93,6 +94,9 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
         # added on save by register_for_auto_class
         sequence_classification = {"AutoModelForSequenceClassification": f"modeling_hpt.{type(self).__name__}"}
         config.auto_map = {**(getattr(config, "auto_map", None) or {}), **sequence_classification}
+        # the hierarchical pipeline travels with every save (Trainer checkpoints included): its file is copied as a
+        # relative import of this module, and config.custom_pipelines names it for pipeline(trust_remote_code)
+        config.custom_pipelines = {**(getattr(config, "custom_pipelines", None) or {}), **pipeline_registration()}
         if config.problem_type is None:  # the stock pipeline then applies a sigmoid
             config.problem_type = "multi_label_classification"
         self.bert = BertModel(config, add_pooling_layer=False)

@@ -1,5 +1,10 @@
 """Saving and sharing: a model folder that carries its code, tokenizer, hierarchical pipeline and model card,
-and ``push_to_hub`` of that folder in one commit."""
+and its upload to the Hub (``HfApi.upload_folder``).
+
+Works on models of the installed packages and on models loaded with ``AutoModel.from_pretrained(...,
+trust_remote_code=True)`` (their code lives in ``transformers_modules``; ``hbgl_hf``/``hpt_hf`` need not be
+imported).
+"""
 
 from __future__ import annotations
 
@@ -13,15 +18,16 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from huggingface_hub import CommitOperationAdd, HfApi
+from huggingface_hub import HfApi
 from transformers import AutoModel, Pipeline, pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .model_card import build_model_card
+from .model_card import build_model_card, inherited_card_data
 
 logger = logging.getLogger(__name__)
 
 PIPELINE_TASK = "hierarchical-text-classification"
+PIPELINE_CLASS = "HierarchicalTextClassificationPipeline"
 # Files of a model folder: a re-save replaces them all, never leaving one of the old model next to the new one.
 MODEL_FILE_PATTERNS = (
     "config.json", "generation_config.json", "README.md", "*.safetensors", "*.safetensors.index.json", "*.bin",
@@ -30,20 +36,32 @@ MODEL_FILE_PATTERNS = (
 )
 
 
+def pipeline_class(model) -> type[Pipeline]:
+    """The model's own copy of the pipeline class: the module that defines ``type(model)`` imports its sibling
+    ``hierarchical_pipeline`` (a model loaded with ``trust_remote_code`` brings it in ``transformers_modules``);
+    models saved before that import existed fall back to the installed package of their ``model_type``."""
+    registration = getattr(importlib.import_module(type(model).__module__), "pipeline_registration", None)
+    module = registration.__module__ if registration else f"{model.config.model_type}_hf.hierarchical_pipeline"
+    return getattr(importlib.import_module(module), PIPELINE_CLASS)
+
+
 def hierarchical_pipeline(model, tokenizer, **kwargs: object) -> Pipeline:
-    """The ``hierarchical-text-classification`` pipeline of an HBGL/HPT model (its package's copy), registered
-    so that ``save_pretrained``/``push_to_hub`` write ``custom_pipelines`` and ship the pipeline code."""
-    package = type(model).__module__.rsplit(".", 1)[0]
-    pipeline_class = importlib.import_module(f"{package}.hierarchical_pipeline").HierarchicalTextClassificationPipeline
-    PIPELINE_REGISTRY.register_pipeline(PIPELINE_TASK, pipeline_class=pipeline_class, pt_model=AutoModel, type="text")
-    return pipeline(PIPELINE_TASK, model=model, tokenizer=tokenizer, **kwargs)
+    """The ``hierarchical-text-classification`` pipeline of an HBGL/HPT model (its own copy of the class),
+    registered so that ``save_pretrained``/``push_to_hub`` write ``custom_pipelines`` and ship the pipeline code."""
+    cls = pipeline_class(model)
+    PIPELINE_REGISTRY.register_pipeline(PIPELINE_TASK, pipeline_class=cls, pt_model=AutoModel, type="text")
+    # pipeline_class given: the model's config.custom_pipelines would otherwise ask for trust_remote_code
+    return pipeline(PIPELINE_TASK, model=model, tokenizer=tokenizer, pipeline_class=cls, **kwargs)
 
 
 def save_model_folder(model, tokenizer, folder: str | Path, **card: object) -> Path:
     """Write model (safetensors) + code + tokenizer + pipeline + README model card to ``folder``.
 
     ``card`` goes to :func:`~htc_tools.model_card.build_model_card` (``base_model``, ``dataset_name``,
-    ``results``, ...). Flat models (no ``decode``) are saved without the hierarchical pipeline.
+    ``results``, ``license``, ``widget_texts``, ``repo_id``; the usage snippet names ``repo_id``, else the folder's
+    name). What is not given is taken from the card of the folder or Hub repo the model was loaded from, when that
+    card is one of ours (:func:`~htc_tools.model_card.inherited_card_data`), so re-saving or pushing a loaded model
+    keeps its ``base_model``, results and widget. Flat models (no ``decode``) are saved without the pipeline.
 
     The save is atomic: everything is written to a hidden sibling folder that then replaces ``folder`` by a
     rename, so an interrupted save leaves the old folder as it was. Entries of the old folder that are not model
@@ -64,6 +82,8 @@ def save_model_folder(model, tokenizer, folder: str | Path, **card: object) -> P
         else:
             model.save_pretrained(staging)
             tokenizer.save_pretrained(staging)
+        card = {"repo_id": folder.name, **{k: v for k, v in card.items() if v is not None}}
+        card.setdefault("inherited", inherited_card_data(model))
         build_model_card(model, **card).save(staging / "README.md")
         complete = True
         if beside and not os.path.ismount(folder):
@@ -153,14 +173,16 @@ def _replace(staging: Path, folder: Path) -> None:
 
 
 def push_model_folder(model, tokenizer, repo_id: str, token: str | None = None, private: bool | None = None,
-                      commit_message: str = "Upload hierarchical text classifier", **card: object) -> str:
-    """Push everything :func:`save_model_folder` writes to the Hub in one commit (transformers' own
-    ``push_to_hub`` would replace our model card with its template). Returns the commit URL."""
+                      commit_message: str = "Upload hierarchical text classifier", revision: str | None = None,
+                      **card: object) -> str:
+    """Upload everything :func:`save_model_folder` writes (``card`` included, its snippet naming ``repo_id``) with
+    ``HfApi.upload_folder``; transformers' own ``push_to_hub`` would replace our model card with its template.
+    Returns the commit URL."""
     api = HfApi(token=token)
-    api.create_repo(repo_id, private=private, exist_ok=True)
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id  # "name" -> "user/name"
     with tempfile.TemporaryDirectory() as tmp:
-        folder = save_model_folder(model, tokenizer, tmp, **card)
-        operations = [CommitOperationAdd(path_in_repo=path.relative_to(folder).as_posix(), path_or_fileobj=str(path))
-                      for path in sorted(folder.rglob("*")) if path.is_file()]
-        info = api.create_commit(repo_id, operations=operations, commit_message=commit_message)
+        card.setdefault("inherited", inherited_card_data(model, download=True, token=token))  # Hub-loaded: its card
+        folder = save_model_folder(model, tokenizer, Path(tmp) / repo_id.split("/")[-1], repo_id=repo_id, **card)
+        info = api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message,
+                                 revision=revision)
     return str(info.commit_url)

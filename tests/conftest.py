@@ -201,28 +201,42 @@ def shared_taxonomy(name: str) -> Path:
     return path
 
 
-BLOCK_PACKAGES = textwrap.dedent("""
-    import importlib.abc, json, sys
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("hbgl_hf", "hpt_hf", "htc_tools"):
-                raise ImportError("blocked: " + name)
-    sys.meta_path.insert(0, Block())
-    for blocked in ("hbgl_hf", "hpt_hf", "htc_tools"):
-        try:
-            __import__(blocked)
-            sys.exit(blocked + " must not be importable here")
-        except ImportError:
-            pass
-""")
+ALL_PACKAGES = ("hbgl_hf", "hpt_hf", "htc_tools")
+MODEL_PACKAGES = ("hbgl_hf", "hpt_hf")
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_without_packages(script: str, *args: str, home: Path) -> dict:
-    """Run ``script`` in a fresh offline interpreter where hbgl_hf, hpt_hf and htc_tools cannot be imported
-    (as on a machine that only has transformers); returns the JSON object its last stdout line prints."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(home / "hf_home"), "PYTHONPATH": ""}
-    result = subprocess.run([sys.executable, "-c", BLOCK_PACKAGES + textwrap.dedent(script), *args],
-                            capture_output=True, text=True, env=env, cwd=home, timeout=300)
+def block_packages(blocked: tuple[str, ...] = ALL_PACKAGES) -> str:
+    """Script prelude that makes the ``blocked`` top-level packages unimportable."""
+    return textwrap.dedent(f"""
+        import importlib.abc, json, sys
+        BLOCKED = {tuple(blocked)!r}
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in BLOCKED:
+                    raise ImportError("blocked: " + name)
+        sys.meta_path.insert(0, Block())
+        for blocked in BLOCKED:
+            try:
+                __import__(blocked)
+                sys.exit(blocked + " must not be importable here")
+            except ImportError:
+                pass
+    """)
+
+
+BLOCK_PACKAGES = block_packages()
+
+
+def run_without_packages(script: str, *args: str, home: Path, blocked: tuple[str, ...] = ALL_PACKAGES,
+                         cwd: Path | None = None) -> dict:
+    """Run ``script`` in a fresh offline interpreter where the ``blocked`` packages (default: hbgl_hf, hpt_hf and
+    htc_tools) cannot be imported (as on a machine that only has transformers; the others are importable from
+    this checkout); returns the JSON object its last stdout line prints."""
+    path = "" if set(ALL_PACKAGES) <= set(blocked) else str(REPO_ROOT)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(home / "hf_home"), "PYTHONPATH": path}
+    result = subprocess.run([sys.executable, "-c", block_packages(blocked) + textwrap.dedent(script), *args],
+                            capture_output=True, text=True, env=env, cwd=cwd or home, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 

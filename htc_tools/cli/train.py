@@ -258,14 +258,10 @@ def build_model(model_args: ModelArguments, taxonomy, tokenizer, path: str, trai
         path, list(taxonomy.labels), [list(p) for p in taxonomy.parents], tokenizer=tokenizer, **overrides)
 
 
-def dataset_card_name(data_args: DataArguments) -> str:
-    """The dataset named on the model card: a Hub id as given, else the local folder's (or train file's) name."""
-    source = data_args.dataset_name or data_args.dataset_dir
-    if source:
-        return source if not Path(source).exists() else Path(source).resolve().name
-    if data_args.train_file:
-        return Path(data_args.train_file).resolve().parent.name
-    return Path(DEFAULT_DATA).name
+def dataset_card_source(data_args: DataArguments) -> str:
+    """The dataset as the user named it (Hub id, folder or train file); the card writes a Hub id to ``datasets``
+    and a local path only by its folder name."""
+    return data_args.dataset_name or data_args.dataset_dir or data_args.train_file or str(DEFAULT_DATA)
 
 
 def write_predictions(path: Path, texts: list[str], predictions: tuple[np.ndarray, np.ndarray], taxonomy) -> None:
@@ -342,9 +338,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if trainer.is_world_process_zero():
         base_model = model_args.model_name_or_path  # the card drops a local path
         card = {"base_model": EMBEDDED_ENCODER_HUB_ID if base_model == EMBEDDED_ENCODER else base_model,
-                "dataset_name": dataset_card_name(data_args),
-                "results": results}
-        save_model_folder(trainer.model, tokenizer, out_dir, **card)
+                "dataset_name": dataset_card_source(data_args),
+                "results": results,
+                "widget_texts": list(splits["train"]["text"][:3]) if "train" in splits else None}
+        save_model_folder(trainer.model, tokenizer, out_dir, repo_id=training_args.hub_model_id, **card)
         (out_dir / "all_results.json").write_text(json.dumps(results, indent=2))
         if push_to_hub:
             push_model_folder(trainer.model, tokenizer, training_args.hub_model_id or out_dir.name,
