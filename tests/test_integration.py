@@ -186,7 +186,9 @@ def test_two_ranks_end_with_the_parameters_of_one_rank(model_type: str, tiny_enc
         results = json.loads((tmp_path / run / "all_results.json").read_text())
         assert {"eval_micro_f1", "eval_macro_f1", "test_micro_f1", "test_macro_f1", "test_hier_f1"} <= set(results)
         predictions = (tmp_path / run / "test_predictions.jsonl").read_text().splitlines()
-        assert len(predictions) == 8 and set(json.loads(predictions[0])) == {"text", "labels", "scores"}
+        assert len(predictions) == 8 and set(json.loads(predictions[0])) == {"text", "labels", "scores", "paths"}
+        for line in map(json.loads, predictions):  # a root-to-label path per label, ending at the label
+            assert [p[-1] for p in line["paths"]] == line["labels"] and all(len(p) >= 1 for p in line["paths"])
     assert "HierarchicalTextClassificationPipeline" in (tmp_path / "two" / "config.json").read_text() or (
         model_type == "flat")
     from huggingface_hub import ModelCard

@@ -269,8 +269,11 @@ def write_predictions(path: Path, texts: list[str], predictions: tuple[np.ndarra
     with open(path, "w", encoding="utf-8") as f:
         for text, names, row, on in zip(texts, selections_to_names(selected, taxonomy), probabilities, selected,
                                         strict=True):
-            scores = [round(float(p), 4) for p in row[np.flatnonzero(on)]]
-            f.write(json.dumps({"text": text, "labels": names, "scores": scores}, ensure_ascii=False) + "\n")
+            chosen = np.flatnonzero(on)
+            scores = [round(float(p), 4) for p in row[chosen]]
+            paths = [taxonomy.path_names(int(i)) for i in chosen]  # display names, root to label
+            f.write(json.dumps({"text": text, "labels": names, "scores": scores, "paths": paths},
+                               ensure_ascii=False) + "\n")
 
 
 def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
