@@ -94,6 +94,18 @@ def test_level_columns_and_path_strings_train_and_infer_the_same_taxonomy(
     assert {taxonomy.display_name(taxonomy.id(f"{p}/food")) for p in ("birds", "cats", "dogs")} == {"food"}
     assert taxonomy.path_names(taxonomy.id("dogs/food"))[1:] == ["dogs", "food"]
     assert [taxonomy.labels[p] for p in taxonomy.parents[taxonomy.id("cats/food")]] == ["cats"]
+    if model_type != "flat":  # the pipeline shows a path-identity label by its bare name, its path tells it apart
+        from transformers import AutoModel, AutoTokenizer
+
+        from htc_tools.hub import hierarchical_pipeline
+
+        out = tmp_path / f"{model_type}-levels"
+        pipe = hierarchical_pipeline(AutoModel.from_pretrained(out, trust_remote_code=True),
+                                     AutoTokenizer.from_pretrained(out))
+        shown = {tuple(r["path"]): r["label"] for r in pipe("dry food for dogs", return_all_scores=True)}
+        foods = {path[:-1]: label for path, label in shown.items() if path[-1] == "food"}
+        assert set(foods.values()) == {"food"} and {p[-1] for p in foods} == {"birds", "cats", "dogs"}
+        assert len(shown) == len(labels) and not any("/" in label for label in shown.values())
 
 
 def test_the_amazon_levels_folder_gives_230_labels_with_food_three_times() -> None:
