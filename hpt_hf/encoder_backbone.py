@@ -235,6 +235,17 @@ def to_backend_mask(mask: torch.Tensor, attn_implementation: str | None, dtype: 
     raise ValueError(f"HBGL/HPT need 'eager' or 'sdpa' attention for their custom masks, got {attn_implementation!r}")
 
 
+def sync_attention(backbone: nn.Module, family: str, attn_implementation: str | None) -> None:
+    """Keep the backbone's attention implementation in step with the outer model's (``eager``/``sdpa``; DeBERTa has
+    only its own); anything else is refused, as flash/flex attention take no arbitrary masks."""
+    if family == "deberta-v2" or attn_implementation is None:
+        return
+    if attn_implementation not in ("eager", "sdpa"):
+        raise ValueError(f"HBGL/HPT need 'eager' or 'sdpa' attention for their masks, got {attn_implementation!r}")
+    if backbone.config._attn_implementation != attn_implementation:
+        backbone.config._attn_implementation = attn_implementation
+
+
 def deberta_relative_positions(backbone: nn.Module, positions: torch.Tensor) -> torch.Tensor:
     """``[B, S]`` position ids -> ``[1, B * heads, S, S]`` relative positions ``p_q - p_k`` (log-bucketed as the
     model does), the layout DeBERTa-v2's disentangled attention indexes per (example, head) row."""
@@ -269,8 +280,7 @@ def run_encoder(backbone: nn.Module, family: str, embeds: torch.Tensor, position
         hidden = backbone.embeddings(token_type_ids=types, position_ids=positions, inputs_embeds=embeds)
         relative = deberta_relative_positions(backbone, positions) if backbone.encoder.relative_attention else None
         return backbone.encoder(hidden, mask, output_hidden_states=False, relative_pos=relative).last_hidden_state
-    if config._attn_implementation != attn and attn in ("eager", "sdpa"):
-        config._attn_implementation = attn  # keep the backbone in step with the outer model's choice
+    sync_attention(backbone, family, attn)
     if padding_mask is not None:
         backend = padding_mask
     elif style == "modernbert":

@@ -34,6 +34,7 @@ from .encoder_backbone import (
     family_of,
     load_checkpoint,
     mirrored_settings,
+    sync_attention,
     word_embeddings,
 )
 from .graph import GraphAttentionLayer, HierarchyInjection, hierarchy_adjacency
@@ -319,6 +320,7 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
             hidden = self.bert(inputs_embeds=self._prompt_embeddings(model_ids), attention_mask=prompt_mask,
                                token_type_ids=torch.zeros_like(model_ids)).last_hidden_state  # [B, S', H]
         else:  # one segment, the family's own positions and padding mask
+            sync_attention(self.encoder, self.family, config._attn_implementation)
             hidden = self.encoder(inputs_embeds=self._prompt_embeddings(model_ids),
                                   attention_mask=prompt_mask).last_hidden_state  # [B, S', H]
         logits = self._label_scores(hidden, pred_positions)
