@@ -405,3 +405,18 @@ def test_bert_without_token_types_marks_label_slots_with_the_vector(tiny_bert_co
     ids, mask = padded_batch([5, 7])
     model(ids, mask, labels=gold_labels(taxonomy, ["ball", "music"])).loss.backward()
     assert model.label_type_embedding.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("variant", ["roberta", "distilbert", "deberta-v3", "modernbert"])
+def test_hbgl_label_pretraining_changes_only_the_label_rows(variant: str, encoder_dirs, taxonomy) -> None:
+    """The global stage (Alg. 1) runs through the same encoder adapter (positions, label slots, masks)."""
+    model = build("hbgl", encoder_dirs[variant], taxonomy)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    losses = model.pretrain_label_embeddings(num_steps=3, learning_rate=1e-2, batch_size=4)
+    assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)))
+    after = model.state_dict()
+    rows = model.get_input_embeddings().weight
+    word_key = next(k for k in after if after[k].data_ptr() == rows.data_ptr())
+    assert not torch.equal(after[word_key][VOCAB:], before[word_key][VOCAB:])
+    assert torch.equal(after[word_key][:VOCAB], before[word_key][:VOCAB])
+    assert all(torch.equal(after[k], before[k]) for k in after if after[k].data_ptr() != rows.data_ptr())
