@@ -270,7 +270,7 @@ def run_encoder(backbone: nn.Module, family: str, embeds: torch.Tensor, position
     Returns ``[B, Q, H]``."""
     config = backbone.config
     if label_type is not None:
-        embeds = embeds + (types > 0).unsqueeze(-1).to(embeds.dtype) * label_type
+        embeds = embeds + ((types > 0).unsqueeze(-1) * label_type).to(embeds.dtype)
         types = torch.zeros_like(types)
     positions = positions + position_offset(family, config)
     attn = attn_implementation or config._attn_implementation

@@ -317,7 +317,7 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
             return run_encoder(self.encoder, self.family, embeds, positions, types, mask, self.label_type_embedding,
                                cache, padding_mask, self.config._attn_implementation)
         if self.label_type_embedding is not None:  # a BERT without segment 1 (type_vocab_size=1)
-            embeds = embeds + (types > 0).unsqueeze(-1).to(embeds.dtype) * self.label_type_embedding
+            embeds = embeds + ((types > 0).unsqueeze(-1) * self.label_type_embedding).to(embeds.dtype)
             types = torch.zeros_like(types)
         if padding_mask is not None:
             backend = padding_mask
