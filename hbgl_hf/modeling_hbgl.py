@@ -1,9 +1,11 @@
-"""HBGLForHierarchicalClassification: BERT models the global and the local label hierarchy.
+"""HBGLForHierarchicalClassification: an encoder (BERT or another family, encoder_backbone.py) models the global
+and the local label hierarchy.
 
 Layout of the local sequence (paper §4.2, Eq. 5-9): ``[CLS] text [SEP] | gold slot per level + stop slot |
 [MASK] slot per level + stop slot``. Gold slot ``j`` holds the sum of level ``j``'s gold label embeddings
 (detached, as in the authors' code), the stop slot holds ``[SEP]``. Label slots continue the positions
-after the real text length and use segment 1. Scores: ``transform(h) . e_label + b`` with the decoder tied
+after the real text length and use segment 1 (a learned label-type vector where the encoder has no second
+segment). Scores: ``transform(h) . e_label + b`` with the decoder tied
 to the word-embedding table whose last ``num_labels`` rows are the label embeddings.
 """
 
