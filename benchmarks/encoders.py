@@ -141,7 +141,9 @@ def main() -> None:
             "family's flat model in the same run. Training step: forward + backward + AdamW step. HBGL decodes with "
             "its KV cache where the family can cache (BERT, RoBERTa/XLM-R, ELECTRA), otherwise uncached "
             "(recomputing the sequence at each of the depth's levels). XLM-R is RoBERTa's architecture (not "
-            "measured separately).\n\n" + table)
+            "measured separately). No quality run per family: the package lists searched (PyPI) hold no installable "
+            "pretrained English RoBERTa/DeBERTa/ModernBERT/DistilBERT/ELECTRA MLM checkpoint (only task-specific or "
+            "Japanese models, whose weights download at run time), so none was tried.\n\n" + table)
     print(body)
     if not args.dry_run:
         write_section("speed-encoders", "## Speed per encoder family (CPU)\n\n" + body)
