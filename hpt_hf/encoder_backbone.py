@@ -62,6 +62,13 @@ def check_family(model_type: str, where: str = "the encoder") -> str:
     return model_type
 
 
+def check_variant(family: str, encoder_config) -> None:
+    """Refuse a family variant whose layers mix positions outside the attention mask."""
+    if family == "deberta-v2" and (getattr(encoder_config, "conv_kernel_size", 0) or 0) > 0:
+        raise ValueError("deberta-v2 with a convolution layer (conv_kernel_size > 0, e.g. deberta-v2-xlarge) mixes "
+                         "neighbouring positions, so the label slots' masks cannot hold: not supported")
+
+
 def family_of(config) -> str:
     """The encoder family of an HBGL/HPT config: ``"bert"`` for a flat BERT config (no ``encoder_config``)."""
     encoder = getattr(config, "encoder_config", None)
@@ -87,9 +94,7 @@ def mirrored_settings(family: str, encoder_config, label_rows: int) -> dict:
     """Outer-config values for a non-BERT encoder: ``encoder_config`` (its vocabulary extended by ``label_rows``)
     plus the BERT-named fields the models read. ``max_position_embeddings`` is what the model can take (RoBERTa:
     minus its offset); ``hidden_act``/``layer_norm_eps`` describe the LM-head transform."""
-    if family == "deberta-v2" and (getattr(encoder_config, "conv_kernel_size", 0) or 0) > 0:
-        raise ValueError("deberta-v2 with a convolution layer (conv_kernel_size > 0, e.g. deberta-v2-xlarge) mixes "
-                         "neighbouring positions, so the label slots' masks cannot hold: not supported")
+    check_variant(family, encoder_config)
     nested = encoder_config.to_dict()
     nested["vocab_size"] = encoder_config.vocab_size + label_rows
     act, eps, _, _ = head_settings(family, nested)
@@ -119,7 +124,7 @@ def head_settings(family: str, nested: dict) -> tuple[str, float, bool, bool]:
 
 
 def build_encoder_config(config):
-    """The family config of an HBGL/HPT config's ``encoder_config`` (attention kept in step with the outer one)."""
+    """The family config of an HBGL/HPT config's ``encoder_config``."""
     from transformers import AutoConfig
 
     nested = dict(config.encoder_config)
@@ -133,6 +138,7 @@ def build_backbone(config) -> nn.Module:
 
     family = family_of(config)
     encoder_config = build_encoder_config(config)
+    check_variant(family, encoder_config)
     attn = "eager" if family == "deberta-v2" else (getattr(config, "_attn_implementation", None) or "sdpa")
     if attn not in ("eager", "sdpa"):
         raise ValueError(f"HBGL/HPT need 'eager' or 'sdpa' attention for their masks, got {attn!r}")
