@@ -420,3 +420,13 @@ def test_hbgl_label_pretraining_changes_only_the_label_rows(variant: str, encode
     assert not torch.equal(after[word_key][VOCAB:], before[word_key][VOCAB:])
     assert torch.equal(after[word_key][:VOCAB], before[word_key][:VOCAB])
     assert all(torch.equal(after[k], before[k]) for k in after if after[k].data_ptr() != rows.data_ptr())
+
+
+def test_deberta_with_a_convolution_layer_is_refused(tmp_path: Path, tokenizer, taxonomy) -> None:
+    from transformers import DebertaV2Config, DebertaV2ForMaskedLM
+
+    DebertaV2ForMaskedLM(DebertaV2Config(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                         intermediate_size=37, conv_kernel_size=3)).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="convolution layer"):
+        build("hbgl", tmp_path, taxonomy)
