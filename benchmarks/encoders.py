@@ -129,11 +129,18 @@ def main() -> None:
                          f"{infer['hpt'] / infer['flat']:.2f}", f"{train['flat'] * 1000:.0f}",
                          f"{train['hbgl'] / train['flat']:.2f}", f"{train['hpt'] / train['flat']:.2f}"])
             print(rows[-1], flush=True)
+            if not args.dry_run:  # after every row: a long run on a loaded machine keeps what it measured
+                write_section("speed-encoders", "## Speed per encoder family (CPU)\n\n" +
+                              report(args, taxonomy, rows, load_before))
+    print(report(args, taxonomy, rows, load_before))
+
+
+def report(args: argparse.Namespace, taxonomy, rows: list[list[str]], load_before: float) -> str:
     load_after = os.getloadavg()[0]
     table = markdown_table(["family", "size", "flat decode ms", "HBGL decode", "HPT decode", "flat train-step ms",
                             "HBGL train step", "HPT train step"], rows)
     body = (f"Command: `{command()}`  \nMachine: {machine()}; **shared with other sessions**: 1-minute load average "
-            f"{load_before:.1f} at the start, {load_after:.1f} at the end  \n"
+            f"{load_before:.1f} at the start, {load_after:.1f} at the last row  \n"
             f"Taxonomy {args.taxonomy} (depth {taxonomy.depth}, {taxonomy.num_labels} labels), "
             f"batch {args.batch_size}, length {args.length}; random weights, vocabulary {VOCAB} for every family; "
             f"fastest of {args.repeats} repeats after one warm-up, the three models measured round-robin; "
@@ -144,9 +151,7 @@ def main() -> None:
             "measured separately). No quality run per family: the package lists searched (PyPI) hold no installable "
             "pretrained English RoBERTa/DeBERTa/ModernBERT/DistilBERT/ELECTRA MLM checkpoint (only task-specific or "
             "Japanese models, whose weights download at run time), so none was tried.\n\n" + table)
-    print(body)
-    if not args.dry_run:
-        write_section("speed-encoders", "## Speed per encoder family (CPU)\n\n" + body)
+    return body
 
 
 if __name__ == "__main__":
