@@ -72,6 +72,10 @@ class HBGLConfig(BertConfig):
     decode_threshold: float = 0.5
     loss_reduction: str = "example"
     hierarchy_consistent: bool = False
+    # a non-BERT encoder (encoder_backbone.py): its config (vocabulary extended by the label rows) and the width of
+    # its word-embedding rows; None for a BERT encoder, whose fields are this config's own (today's layout)
+    encoder_config: dict | None = None
+    embedding_size: int | None = None
 
     def __post_init__(self, **kwargs: object) -> None:
         super().__post_init__(**kwargs)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .masks import label_graph_mask, to_backend_mask
+from .masks import label_graph_mask
 
 
 def sibling_group_keys(label_parents: Sequence[Sequence[int]], mode: str = "intended",
@@ -96,7 +96,7 @@ class LabelGraphPretrainer(nn.Module):
         for p in model.parameters():
             p.requires_grad_(False)
         config = model.config
-        rows = model.bert.embeddings.word_embeddings.weight[model.label_columns]
+        rows = model.get_input_embeddings().weight[model.label_columns]
         self.label_embeddings = nn.Parameter(rows.detach().clone())
         self.register_buffer("graph_mask", label_graph_mask(config.label_parents, config.cpt_self_attention),
                              persistent=False)
@@ -142,9 +142,8 @@ class LabelGraphPretrainer(nn.Module):
         embeds = torch.cat([cls_row.expand(b, 1, -1), labels_in, sep_row.expand(b, 1, -1)], dim=1)
         types = torch.full((b, num_labels + 2), config.cpt_segment_id, dtype=torch.long, device=device)
         types[:, 0] = types[:, -1] = 0
-        backend = to_backend_mask(self.graph_mask.expand(b, -1, -1), config._attn_implementation, embeds.dtype)
-        hidden = model.bert(inputs_embeds=embeds, position_ids=self.positions.expand(b, -1), token_type_ids=types,
-                            attention_mask=backend).last_hidden_state[:, 1:-1]  # [B, L, H]
+        hidden = model._encode(embeds, self.positions.expand(b, -1), types,
+                               self.graph_mask.expand(b, -1, -1))[:, 1:-1]  # [B, L, H]
         if not masked.any():  # nothing to predict (explicit masks only): a zero loss that still backpropagates
             return {"loss": self.label_embeddings.sum() * 0}
         scores = model.cls.transform(hidden[masked]) @ self.label_embeddings.T  # [M, L]
@@ -154,7 +153,7 @@ class LabelGraphPretrainer(nn.Module):
     @torch.no_grad()
     def commit(self) -> None:
         """Copy the trained rows into the model and unfreeze it."""
-        weight = self.model.bert.embeddings.word_embeddings.weight
+        weight = self.model.get_input_embeddings().weight
         weight[self.model.label_columns] = self.label_embeddings.to(weight.dtype)
         for p in self.model.parameters():
             p.requires_grad_(True)

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import torch
 
+from .encoder_backbone import to_backend_mask  # noqa: F401  (the one conversion, shared with the encoders)
+
 
 def label_graph_mask(label_parents: Sequence[Sequence[int]], self_attention: bool = True) -> torch.Tensor:
     """``[L + 2, L + 2]`` mask over ``[CLS] label_0 ... label_{L-1} [SEP]`` (Eq. 2).
@@ -73,17 +75,3 @@ def decoding_mask(text_mask: torch.Tensor, num_fed: int, num_queries: int | None
     slot_keys = torch.zeros(s + t, t, dtype=torch.bool, device=text_mask.device)
     slot_keys[s:] = torch.ones(t, t, dtype=torch.bool, device=text_mask.device).tril()
     return torch.cat([text_keys, slot_keys[-q:].expand(b, q, t)], dim=2)
-
-
-def to_backend_mask(mask: torch.Tensor, attn_implementation: str | None, dtype: torch.dtype) -> torch.Tensor:
-    """Boolean ``[B, Q, K]`` (or ``[Q, K]``) -> ``[B, 1, Q, K]`` for BertModel: bool for sdpa, additive
-    float (0 / ``finfo(dtype).min``, in the hidden-state dtype) for eager. A bool mask under eager
-    attention would be silently wrong (hf-notes §4.4)."""
-    if mask.dim() == 2:
-        mask = mask[None]
-    mask = mask[:, None]
-    if attn_implementation in (None, "sdpa"):
-        return mask
-    if attn_implementation == "eager":
-        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
-    raise ValueError(f"HBGL needs 'eager' or 'sdpa' attention for its custom masks, got {attn_implementation!r}")

@@ -1,9 +1,11 @@
-"""HBGLForHierarchicalClassification: BERT models the global and the local label hierarchy.
+"""HBGLForHierarchicalClassification: an encoder (BERT or another family, encoder_backbone.py) models the global
+and the local label hierarchy.
 
 Layout of the local sequence (paper §4.2, Eq. 5-9): ``[CLS] text [SEP] | gold slot per level + stop slot |
 [MASK] slot per level + stop slot``. Gold slot ``j`` holds the sum of level ``j``'s gold label embeddings
 (detached, as in the authors' code), the stop slot holds ``[SEP]``. Label slots continue the positions
-after the real text length and use segment 1. Scores: ``transform(h) . e_label + b`` with the decoder tied
+after the real text length and use segment 1 (a learned label-type vector where the encoder has no second
+segment). Scores: ``transform(h) . e_label + b`` with the decoder tied
 to the word-embedding table whose last ``num_labels`` rows are the label embeddings.
 """
 
@@ -22,6 +24,18 @@ from transformers.utils import ModelOutput
 
 from .configuration_hbgl import HBGLConfig
 from .decoding_cache import decoding_cache
+from .encoder_backbone import (
+    FAMILIES,
+    PredictionTransform,
+    build_backbone,
+    copy_encoder_weights,
+    family_of,
+    has_token_types,
+    load_checkpoint,
+    mirrored_settings,
+    run_encoder,
+    word_embeddings,
+)
 from .hierarchical_pipeline import pipeline_registration
 from .label_pretraining import LabelGraphPretrainer, stage_rows
 from .masks import decoding_mask, local_hierarchy_mask, to_backend_mask
@@ -73,8 +87,10 @@ class HBGLLabelHead(nn.Module):
 
     def __init__(self, config: HBGLConfig) -> None:
         super().__init__()
-        self.transform = BertPredictionHeadTransform(config)
-        self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        legacy = family_of(config) == "bert"
+        self.transform = BertPredictionHeadTransform(config) if legacy else PredictionTransform(config)
+        width = config.hidden_size if legacy else (config.embedding_size or config.hidden_size)
+        self.decoder = nn.Linear(width, config.vocab_size, bias=False)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
     def forward(self, hidden: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
@@ -91,9 +107,7 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
 
     def __init__(self, config: HBGLConfig) -> None:
         super().__init__(config)
-        if config.type_vocab_size < 2:
-            raise ValueError("HBGL puts label slots in segment 1, but this encoder has type_vocab_size="
-                             f"{config.type_vocab_size}; use a BERT-family encoder with token types")
+        self.family = family_of(config)
         expected_vocab = config.label_token_offset + config.num_labels
         if config.vocab_size != expected_vocab:
             raise ValueError(f"vocab_size must be label_token_offset + labels = {expected_vocab} (one label row per "
@@ -114,15 +128,27 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         config.custom_pipelines = {**(getattr(config, "custom_pipelines", None) or {}), **pipeline_registration()}
         if config.problem_type is None:  # the stock pipeline then applies a sigmoid
             config.problem_type = "multi_label_classification"
-        self.bert = BertModel(config, add_pooling_layer=False)
+        if self.family == "bert":  # today's layout: a flat BERT config, the encoder under ``bert``
+            self.bert = BertModel(config, add_pooling_layer=False)
+            label_types = config.type_vocab_size >= 2
+        else:  # any other family: ``encoder_config`` built through the Auto classes, held under ``encoder``
+            self.encoder = build_backbone(config)
+            self._tied_weights_keys = {"cls.decoder.weight": f"encoder.{FAMILIES[self.family][0]}.weight"}
+            label_types = has_token_types(self.family, self.encoder.config)
         self.cls = HBGLLabelHead(config)
+        # label slots are segment 1 (Eq. 1, 5) where the encoder has token types; otherwise a learned label-type
+        # vector added to the slots' input embeddings, starting at zero (a departure from the paper)
+        self.label_type_embedding = None
+        if not label_types:
+            width = self.get_input_embeddings().weight.shape[1]
+            self.label_type_embedding = nn.Parameter(torch.zeros(width))
         self._index_cache: dict[torch.device, dict[str, torch.Tensor]] = {}
         self.post_init()
 
     def _indices(self) -> dict[str, torch.Tensor]:
         """Tensors derived from the config, built once per device (not buffers: a meta-device
         ``from_pretrained`` would leave non-persistent buffers uninitialised)."""
-        device = self.bert.embeddings.word_embeddings.weight.device
+        device = self.get_input_embeddings().weight.device
         if device not in self._index_cache:
             self._index_cache[device] = self._build_indices(device)
         return self._index_cache[device]
@@ -168,27 +194,45 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         return self._indices()["head_columns"]
 
     # ---------------------------------------------------------------- construction
+    @property
+    def backbone(self) -> nn.Module:
+        """The encoder: a ``BertModel`` under ``bert`` or another family's base model under ``encoder``."""
+        return self.bert if self.family == "bert" else self.encoder
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return word_embeddings(self.backbone, self.family)
+
+    @property
+    def supports_cache(self) -> bool:
+        """Whether the encoder can extend a key/value cache (BERT, RoBERTa/XLM-R, ELECTRA)."""
+        return FAMILIES[self.family][2]
+
     @classmethod
     def from_encoder(cls, encoder_name_or_path: str, label_names: list[str], label_parents: list[list[int]],
                      tokenizer=None, label_descriptions: list[str] | None = None,
                      **config_overrides: object) -> HBGLForHierarchicalClassification:
-        """Build HBGL on a pretrained BERT-family encoder.
+        """Build HBGL on a pretrained encoder of a supported family (encoder_backbone.FAMILIES: BERT, RoBERTa,
+        XLM-R, ELECTRA, DistilBERT, DeBERTa-v2/v3, ModernBERT), loaded with ``AutoModelForMaskedLM``.
 
         The encoder's MLM transform and bias are reused where the checkpoint has them (a fresh transform
         otherwise, e.g. all-MiniLM-L6-v2). ``num_labels`` rows are appended to the word embeddings and
         initialised from the label names (``label_descriptions``, default: the last ``/`` segment of each
         name) as the mean (paper) or sum (``label_init="sum"``, code) of their word-piece embeddings.
+        An unsupported family or a checkpoint without encoder weights raises an error naming the family.
 
         Args:
             label_names: names in taxonomy id order (parents before children).
             label_parents: per label, its parent ids.
         """
-        from transformers import AutoTokenizer, BertForMaskedLM
+        from transformers import AutoTokenizer
 
         tokenizer = tokenizer or AutoTokenizer.from_pretrained(encoder_name_or_path)
-        mlm = BertForMaskedLM.from_pretrained(encoder_name_or_path)
-        base_vocab = mlm.config.vocab_size
-        settings = {k: v for k, v in mlm.config.to_dict().items() if k in BERT_CONFIG_KEYS}
+        family, base, head_state, head_bias = load_checkpoint(encoder_name_or_path)
+        base_vocab = base.config.vocab_size
+        if family == "bert":
+            settings = {k: v for k, v in base.config.to_dict().items() if k in BERT_CONFIG_KEYS}
+        else:
+            settings = mirrored_settings(family, base.config, len(label_names))
         config = HBGLConfig(**{
             **settings, "vocab_size": base_vocab + len(label_names), "id2label": dict(enumerate(label_names)),
             "label_parents": [list(p) for p in label_parents], "label_token_offset": base_vocab,
@@ -196,24 +240,19 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
             "mask_token_id": tokenizer.mask_token_id, **config_overrides,
         })
         model = cls(config)
-        base_embeddings = mlm.bert.embeddings.word_embeddings.weight.detach()
+        base_embeddings = word_embeddings(base, family).weight.detach()
         with torch.no_grad():
-            state = {k: v for k, v in mlm.bert.state_dict().items() if "word_embeddings" not in k}
-            result = model.bert.load_state_dict(state, strict=False)
-            missing = [k for k in result.missing_keys if "word_embeddings" not in k]
-            if missing or result.unexpected_keys:
-                raise RuntimeError(f"{encoder_name_or_path} is not a BERT encoder HBGL can wrap: missing {missing}, "
-                                   f"unexpected {result.unexpected_keys}")
-            model.bert.embeddings.word_embeddings.weight[:base_vocab] = base_embeddings
-            model.cls.transform.load_state_dict(mlm.cls.predictions.transform.state_dict())
+            copy_encoder_weights(model.backbone, base, family, encoder_name_or_path)
+            model.get_input_embeddings().weight[:base_vocab] = base_embeddings
+            model.cls.transform.load_state_dict(head_state)
             model.cls.bias.zero_()
-            model.cls.bias[:base_vocab] = mlm.cls.predictions.bias.detach()
+            model.cls.bias[:base_vocab] = head_bias
             descriptions = label_descriptions or [name.rsplit("/", 1)[-1] for name in label_names]
             for i, text in enumerate(descriptions):
                 pieces = tokenizer(text, add_special_tokens=False)["input_ids"] or [tokenizer.unk_token_id]
                 rows = base_embeddings[pieces]
                 init = rows.mean(0) if config.label_init == "mean" else rows.sum(0)
-                model.bert.embeddings.word_embeddings.weight[base_vocab + i] = init
+                model.get_input_embeddings().weight[base_vocab + i] = init
         model.tie_weights()
         return model
 
@@ -224,7 +263,7 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         return self.config.max_position_embeddings - self.num_level_slots
 
     def _word_rows(self, ids: list[int] | torch.Tensor) -> torch.Tensor:
-        table = self.bert.embeddings.word_embeddings.weight
+        table = self.get_input_embeddings().weight
         return table[torch.as_tensor(ids, device=table.device)]
 
     def _text_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
@@ -234,7 +273,7 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         ``attention_mask``, ``token_type_ids``, ``[B, S]`` right-padded."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        if token_type_ids is None:
+        if token_type_ids is None or self.label_type_embedding is not None:  # no segments: text is type 0
             token_type_ids = torch.zeros_like(input_ids)
         input_ids, attention_mask, token_type_ids = right_align_padding(input_ids, attention_mask, token_type_ids)
         limit = self.max_text_length
@@ -279,7 +318,13 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
                 mask: torch.Tensor | None = None, cache: Cache | None = None,
                 padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Run the encoder with our ``[B, Q, K]`` "may attend" ``mask``, or with a plain ``[B, S]`` ``padding_mask``
-        (the text alone: BertModel's own, faster mask path)."""
+        (the text alone: the encoder's own, faster mask path). ``types`` ``[B, Q]``: 1 on label slots."""
+        if self.family != "bert":
+            return run_encoder(self.encoder, self.family, embeds, positions, types, mask, self.label_type_embedding,
+                               cache, padding_mask, self.config._attn_implementation)
+        if self.label_type_embedding is not None:  # a BERT without segment 1 (type_vocab_size=1)
+            embeds = embeds + ((types > 0).unsqueeze(-1) * self.label_type_embedding).to(embeds.dtype)
+            types = torch.zeros_like(types)
         if padding_mask is not None:
             backend = padding_mask
         else:
@@ -336,7 +381,7 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         if self.training and self.config.target_mask_prob > 0:  # s2s-ft pseudo-masking (reference H12)
             replace = torch.rand(b, t, device=device) < self.config.target_mask_prob
             gold_embeds = torch.where(replace[..., None], mask_row.detach(), gold_embeds)
-        text_embeds = self.bert.embeddings.word_embeddings(input_ids)
+        text_embeds = self.get_input_embeddings()(input_ids)
         embeds = torch.cat([text_embeds, gold_embeds, mask_row.expand(b, t, -1)], dim=1)
 
         text_len = attention_mask.sum(-1, keepdim=True)
@@ -386,6 +431,7 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         """
         if input_ids.shape[0] == 0:
             return self._empty_batch_output(decode=True)
+        use_cache = use_cache and self.supports_cache  # other families decode uncached (exact, slower)
         config = self.config
         threshold = config.decode_threshold if threshold is None else threshold
         if not 0 < threshold < 1:
@@ -399,7 +445,7 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         num_labels = config.num_labels
         text_mask = attention_mask.bool()
         text_len = attention_mask.sum(-1, keepdim=True)
-        text_embeds = self.bert.embeddings.word_embeddings(input_ids)
+        text_embeds = self.get_input_embeddings()(input_ids)
         text_pos = torch.arange(s, device=device).expand(b, s)
         label_rows = self._word_rows(self.label_columns)
         sep_row, mask_row = self._word_rows([config.sep_token_id, config.mask_token_id])

@@ -26,6 +26,17 @@ from transformers.models.bert.modeling_bert import BertPredictionHeadTransform
 from transformers.utils import ModelOutput
 
 from .configuration_hpt import HPTConfig
+from .encoder_backbone import (
+    FAMILIES,
+    PredictionTransform,
+    build_backbone,
+    copy_encoder_weights,
+    family_of,
+    load_checkpoint,
+    mirrored_settings,
+    sync_attention,
+    word_embeddings,
+)
 from .graph import GraphAttentionLayer, HierarchyInjection, hierarchy_adjacency
 from .hierarchical_pipeline import pipeline_registration
 from .losses import zmlce
@@ -60,8 +71,10 @@ class HPTPromptHead(nn.Module):
 
     def __init__(self, config: HPTConfig) -> None:
         super().__init__()
-        self.transform = BertPredictionHeadTransform(config)
-        self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        legacy = family_of(config) == "bert"
+        self.transform = BertPredictionHeadTransform(config) if legacy else PredictionTransform(config)
+        width = config.hidden_size if legacy else (config.embedding_size or config.hidden_size)
+        self.decoder = nn.Linear(width, config.vocab_size, bias=False)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
     def forward(self, hidden: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
@@ -79,6 +92,7 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
 
     def __init__(self, config: HPTConfig) -> None:
         super().__init__(config)
+        self.family = family_of(config)
         self.depth = config.depth
         self.template_length = 2 * self.depth + 1
         if self.template_length + 3 > config.max_position_embeddings:
@@ -99,10 +113,15 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
         config.custom_pipelines = {**(getattr(config, "custom_pipelines", None) or {}), **pipeline_registration()}
         if config.problem_type is None:  # the stock pipeline then applies a sigmoid
             config.problem_type = "multi_label_classification"
-        self.bert = BertModel(config, add_pooling_layer=False)
+        if self.family == "bert":  # today's layout: a flat BERT config, the encoder under ``bert``
+            self.bert = BertModel(config, add_pooling_layer=False)
+        else:  # any other family: ``encoder_config`` built through the Auto classes, held under ``encoder``
+            self.encoder = build_backbone(config)
+            self._tied_weights_keys = {"cls.decoder.weight": f"encoder.{FAMILIES[self.family][0]}.weight"}
         self.cls = HPTPromptHead(config)
         dropout = config.attention_probs_dropout_prob if config.graph_dropout is None else config.graph_dropout
-        self.graph = HierarchyInjection(config.hidden_size, config.graph_layers, dropout,
+        width = self.get_input_embeddings().weight.shape[1]  # the graph runs on word-embedding rows
+        self.graph = HierarchyInjection(width, config.graph_layers, dropout,
                                         layer_norm=config.graph_residual == "layer_norm")
         self.label_bias = nn.Parameter(torch.zeros(config.num_labels))  # verbalizer bias b_l (after Eq. 10)
         self._index_cache: dict[torch.device, dict[str, torch.Tensor]] = {}
@@ -123,7 +142,7 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
     def _indices(self) -> dict[str, torch.Tensor]:
         """Tensors derived from the config once per device (not buffers, which a meta-device load would
         leave uninitialised)."""
-        device = self.bert.embeddings.word_embeddings.weight.device
+        device = self.get_input_embeddings().weight.device
         if device not in self._index_cache:
             self._index_cache[device] = self._build_indices(device)
         return self._index_cache[device]
@@ -156,52 +175,61 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
         return self.config.max_position_embeddings - self.template_length
 
     # ---------------------------------------------------------------- construction
+    @property
+    def backbone(self) -> nn.Module:
+        """The encoder: a ``BertModel`` under ``bert`` or another family's base model under ``encoder``."""
+        return self.bert if self.family == "bert" else self.encoder
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return word_embeddings(self.backbone, self.family)
+
     @classmethod
     def from_encoder(cls, encoder_name_or_path: str, label_names: list[str], label_parents: list[list[int]],
                      tokenizer=None, label_descriptions: list[str] | None = None,
                      **config_overrides: object) -> HPTForHierarchicalClassification:
-        """Build HPT on a pretrained BERT-family encoder (its MLM head where the checkpoint has one, a fresh
-        transform otherwise, e.g. all-MiniLM-L6-v2).
+        """Build HPT on a pretrained encoder of a supported family (encoder_backbone.FAMILIES: BERT, RoBERTa,
+        XLM-R, ELECTRA, DistilBERT, DeBERTa-v2/v3, ModernBERT), loaded with ``AutoModelForMaskedLM``: its MLM head
+        where the checkpoint has one, a fresh transform otherwise (e.g. all-MiniLM-L6-v2). An unsupported family
+        or a checkpoint without encoder weights raises an error naming the family.
 
         Label words are initialised from ``label_descriptions`` (default: the last ``/`` segment of each name)
         as the mean of their word-piece embeddings (``label_init="mean_with_special"``: of ``[CLS] name
         [SEP]``, as the authors' code), the virtual tokens from N(0, initializer_range), ``[PRED]`` from
         ``[MASK]`` (reference §2.4).
         """
-        from transformers import AutoTokenizer, BertForMaskedLM
+        from transformers import AutoTokenizer
 
         tokenizer = tokenizer or AutoTokenizer.from_pretrained(encoder_name_or_path)
-        mlm = BertForMaskedLM.from_pretrained(encoder_name_or_path)
-        base_vocab = mlm.config.vocab_size
-        encoder_settings = {k: v for k, v in mlm.config.to_dict().items() if k in BERT_CONFIG_KEYS}
+        family, base, head_state, head_bias = load_checkpoint(encoder_name_or_path)
+        base_vocab = base.config.vocab_size
         parents = [list(p) for p in label_parents]
         probe = HPTConfig(id2label=dict(enumerate(label_names)), label_parents=parents)
+        extra_rows = len(label_names) + probe.depth + 1
+        if family == "bert":
+            encoder_settings = {k: v for k, v in base.config.to_dict().items() if k in BERT_CONFIG_KEYS}
+        else:
+            encoder_settings = mirrored_settings(family, base.config, extra_rows)
         config = HPTConfig(**{
-            **encoder_settings, "vocab_size": base_vocab + len(label_names) + probe.depth + 1,
+            **encoder_settings, "vocab_size": base_vocab + extra_rows,
             "id2label": dict(enumerate(label_names)), "label_parents": parents, "label_token_offset": base_vocab,
             "cls_token_id": tokenizer.cls_token_id, "sep_token_id": tokenizer.sep_token_id,
             "mask_token_id": tokenizer.mask_token_id, **config_overrides,
         })
         model = cls(config)
-        word_rows = mlm.bert.embeddings.word_embeddings.weight.detach()
+        word_rows = word_embeddings(base, family).weight.detach()
         with torch.no_grad():
-            encoder_state = {k: v for k, v in mlm.bert.state_dict().items() if "word_embeddings" not in k}
-            result = model.bert.load_state_dict(encoder_state, strict=False)
-            missing = [k for k in result.missing_keys if "word_embeddings" not in k]
-            if missing or result.unexpected_keys:
-                raise RuntimeError(f"{encoder_name_or_path} is not a BERT encoder HPT can wrap: missing {missing}, "
-                                   f"unexpected {result.unexpected_keys}")
-            table = model.bert.embeddings.word_embeddings.weight
+            copy_encoder_weights(model.backbone, base, family, encoder_name_or_path)
+            table = model.get_input_embeddings().weight
             table[:base_vocab] = word_rows
-            model.cls.transform.load_state_dict(mlm.cls.predictions.transform.state_dict())
+            model.cls.transform.load_state_dict(head_state)
             model.cls.bias.zero_()
-            model.cls.bias[:base_vocab] = mlm.cls.predictions.bias.detach()
+            model.cls.bias[:base_vocab] = head_bias
             names = label_descriptions or [name.rsplit("/", 1)[-1] for name in label_names]
             with_special = config.label_init == "mean_with_special"
             for i, name in enumerate(names):
                 pieces = tokenizer(name, add_special_tokens=with_special)["input_ids"] or [tokenizer.unk_token_id]
                 table[base_vocab + i] = word_rows[pieces].mean(0)
-            table[config.virtual_token_ids] = torch.randn(config.depth, config.hidden_size) * config.initializer_range
+            table[config.virtual_token_ids] = torch.randn(config.depth, table.shape[1]) * config.initializer_range
             table[config.pred_token_id] = word_rows[tokenizer.mask_token_id]
         model.tie_weights()
         return model
@@ -210,7 +238,7 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
     def _prompt_embeddings(self, prompt_ids: torch.Tensor) -> torch.Tensor:
         """``[B, S']`` ids -> ``[B, S', H]`` word embeddings with each ``V_d`` replaced by its GAT output."""
         config = self.config
-        table = self.bert.embeddings.word_embeddings.weight
+        table = self.get_input_embeddings().weight
         offset, num_labels = config.label_token_offset, config.num_labels
         nodes = table[offset : offset + num_labels + self.depth]  # label words then virtual tokens
         virtual = self.graph(nodes, self._indices()["adjacency"])[num_labels:]  # [D, H]: t'_d (Eq. 5)
@@ -237,6 +265,8 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
         chosen = eligible & (u < config.mlm_probability)
         share = u / config.mlm_probability  # uniform in [0, 1) on the chosen positions
         first_word = int(max(config.cls_token_id, config.sep_token_id, config.mask_token_id)) + 1
+        if self.family != "bert":  # special ids anywhere (RoBERTa's [MASK] is its last word): the whole base
+            first_word = 0  # vocabulary, as transformers' DataCollatorForLanguageModeling draws
         random_ids = torch.randint_like(prompt_ids, first_word, config.label_token_offset)
         corrupted = torch.where(chosen & (share < 0.8), config.mask_token_id, prompt_ids)
         corrupted = torch.where(chosen & (share >= 0.9), random_ids, corrupted)
@@ -290,8 +320,13 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
         model_ids, mlm_positions = prompt_ids, None
         if self.training and labels is not None and config.mlm_loss_weight > 0:
             model_ids, mlm_positions = self._mlm_corruption(prompt_ids, prompt_mask, text_mask)
-        hidden = self.bert(inputs_embeds=self._prompt_embeddings(model_ids), attention_mask=prompt_mask,
-                           token_type_ids=torch.zeros_like(model_ids)).last_hidden_state  # [B, S', H]
+        if self.family == "bert":
+            hidden = self.bert(inputs_embeds=self._prompt_embeddings(model_ids), attention_mask=prompt_mask,
+                               token_type_ids=torch.zeros_like(model_ids)).last_hidden_state  # [B, S', H]
+        else:  # one segment, the family's own positions and padding mask
+            sync_attention(self.encoder, self.family, config._attn_implementation)
+            hidden = self.encoder(inputs_embeds=self._prompt_embeddings(model_ids),
+                                  attention_mask=prompt_mask).last_hidden_state  # [B, S', H]
         logits = self._label_scores(hidden, pred_positions)
         if labels is None:
             return HPTOutput(logits=logits)

@@ -300,9 +300,12 @@ def test_remote_code_load_without_the_package(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ bad input
-def test_encoder_without_token_types_is_rejected() -> None:
-    with pytest.raises(ValueError, match="type_vocab_size=1"):
-        tiny_hbgl(DEPTH4, type_vocab_size=1)
+def test_encoder_without_token_types_marks_label_slots_with_a_learned_vector() -> None:
+    """type_vocab_size=1: no segment 1 for the label slots, so a label-type vector (zero at the start) marks them
+    (issue 13; tests/test_encoders.py trains it)."""
+    model = tiny_hbgl(DEPTH4, type_vocab_size=1)
+    assert model.label_type_embedding is not None and torch.count_nonzero(model.label_type_embedding) == 0
+    assert tiny_hbgl(DEPTH4).label_type_embedding is None
 
 
 def test_taxonomy_too_deep_for_positions_is_rejected() -> None:

@@ -272,10 +272,11 @@ def test_stock_and_hierarchical_pipelines_from_a_saved_folder(model_type: str, t
     assert sum(map(len, out["consistent"])) < sum(map(len, out["hier"]))
 
 
-def test_pipeline_copies_are_identical() -> None:
-    """Each shipped package carries the pipeline (self-contained); the two copies must not drift."""
-    assert (REPO / "hbgl_hf" / "hierarchical_pipeline.py").read_bytes() == \
-        (REPO / "hpt_hf" / "hierarchical_pipeline.py").read_bytes()
+@pytest.mark.parametrize("name", ["hierarchical_pipeline.py", "encoder_backbone.py"])
+def test_pipeline_copies_are_identical(name: str) -> None:
+    """Each shipped package carries the pipeline and the encoder adapter (self-contained); the copies must not
+    drift."""
+    assert (REPO / "hbgl_hf" / name).read_bytes() == (REPO / "hpt_hf" / name).read_bytes()
 
 
 # ------------------------------------------------------------------ push_to_hub, offline (tests/fake_hub.py)
