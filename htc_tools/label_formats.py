@@ -36,6 +36,7 @@ FORMATS = ("auto", "names", "paths", "path", "levels")
 FORMAT_WORDS = {"names": "label names (leaves or ancestor-closed)", "paths": "root-to-label paths",
                 "path": "one root-to-label path per example (a list of names)", "levels": "level columns"}
 Ref = str | tuple[str, ...]  # a label name, or a root-to-label path of names
+PATH_MARKS = (">", " / ", " | ")  # in a list of names: path strings that need --label_path_separator
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,11 @@ def detect_format(ds: datasets.Dataset, spec: LabelColumns, has_taxonomy: bool, 
         fmt = "paths" if spec.path_separator else "names"
     elif isinstance(sample, list) and any(isinstance(x, list) for x in sample):
         fmt = "paths"
+    elif not spec.path_separator and isinstance(sample, list) and any(
+            isinstance(x, str) and mark in x for x in sample for mark in PATH_MARKS):
+        raise ValueError(f"{name}: the labels in column {column!r} look like root-to-label path strings "
+                         f"({sample[:2]!r:.80}); pass --label_path_separator (e.g. ' > '), or --label_format to "
+                         "read them as names")
     else:
         fmt = "paths" if spec.path_separator else "names" if has_taxonomy else "path"
     logger.info("%s: labels in column %r read as %s (detected; --label_format to choose)", name, column,
@@ -143,7 +149,21 @@ def _check_names(items: Sequence[object], where: str) -> None:
 
 
 def _split_path(text: str, separator: str | None, where: str) -> tuple[str, ...]:
-    steps = [s.strip() for s in text.split(separator)] if separator else [text.strip()]
+    """``"pets > dogs"`` -> ``("pets", "dogs")``; a leading or trailing separator adds no level (``"/pets/dogs/"``).
+    With a spaced separator (``" > "``), a name holding its bare form (``"pets>dogs"``) is an error: it would
+    silently be one label."""
+    if not separator:
+        steps = [text.strip()]
+    else:
+        core, body = separator.strip() or separator, text.strip()
+        while body.startswith(core):
+            body = body[len(core):].strip()
+        while body.endswith(core):
+            body = body[: -len(core)].strip()
+        steps = [s.strip() for s in body.split(separator)]
+        if core != separator and any(core in s for s in steps):
+            raise DataFileError(f"{where}: the path {text!r:.60} holds {core!r} without the spaces of the separator "
+                                f"{separator!r}; pass --label_path_separator {core!r} (names are stripped)")
     _check_names(steps, where)
     return tuple(steps)
 

@@ -296,3 +296,52 @@ def test_config_overrides_take_the_type_of_the_field() -> None:
         parse_config_overrides("hierarchy_consistent=maybe", HBGLConfig())
     with pytest.raises(ValueError, match=r"--config_overrides cpt_segment_id=1\.5"):
         parse_config_overrides("cpt_segment_id=1.5", HBGLConfig())
+
+
+# ------------------------------------------------------------------ review: inputs users really pass
+def test_a_trailing_separator_adds_no_level_and_a_separator_without_its_spaces_is_an_error() -> None:
+    """``"pets > dogs >"`` is ``pets > dogs`` (not a label ``"dogs >"``); ``"pets>dogs"`` with ``" > "`` would
+    silently be one top-level label ``"pets>dogs"``, so it is an error naming the row and the fix."""
+    spec = LabelColumns(label_column="path", path_separator=" > ")
+    ds = datasets.Dataset.from_dict({"text": ["a", "b", "c"], "path": ["pets > dogs >", " > pets > cats > ",
+                                                                         "pets  >  dogs"]})
+    prepared, taxonomy = prepare_labelled_splits(ds, spec)
+    assert taxonomy.labels == ("pets", "dogs", "cats")
+    assert prepared["train"]["label_names"] == [["pets", "dogs"], ["pets", "cats"], ["pets", "dogs"]]
+    slash, _ = prepare_labelled_splits(datasets.Dataset.from_dict({"text": ["a"], "path": ["/pets/dogs/"]}),
+                                       LabelColumns(label_column="path", path_separator="/"))
+    assert slash["train"]["label_names"] == [["pets", "dogs"]]
+    tight = datasets.Dataset.from_dict({"text": ["a", "b"], "path": ["pets > dogs", "pets>cats"]})
+    with pytest.raises(DataFileError, match=r"train, row 2: .*'pets>cats'.*--label_path_separator '>'"):
+        prepare_labelled_splits(tight, spec)
+    with pytest.raises(DataFileError, match=r"row 1: a label must be a non-empty name"):
+        prepare_labelled_splits(datasets.Dataset.from_dict({"text": ["a"], "path": ["pets >  > dogs"]}), spec)
+
+
+def test_a_bare_name_of_a_top_level_label_and_a_nested_one_is_ambiguous() -> None:
+    """``food`` at the top and ``pets > food``: the bare name ``food`` names both (an error listing them), not
+    silently the top-level one; its path, its qualified name or its listed parent picks one."""
+    taxonomy = Taxonomy.from_paths([("food",), ("pets", "food")])
+    assert taxonomy.labels == ("food", "pets", "pets/food")
+    ds = datasets.Dataset.from_dict({"text": ["x"], "labels": [["food"]]})
+    with pytest.raises(AmbiguousLabelError, match=r"'food' is ambiguous: it names 2 labels \(food; pets > food\)"):
+        prepare_labelled_splits(ds, LabelColumns(), taxonomy)
+    closed = datasets.Dataset.from_dict({"text": ["x", "y"], "labels": [["pets", "food"], ["pets/food"]]})
+    prepared, _ = prepare_labelled_splits(closed, LabelColumns(), taxonomy)
+    assert prepared["train"]["label_names"] == [["pets", "pets/food"]] * 2
+    paths = datasets.Dataset.from_dict({"text": ["x", "y"], "labels": [["food"], ["pets", "food"]]})
+    prepared, _ = prepare_labelled_splits(paths, LabelColumns(label_format="path"), taxonomy)
+    assert prepared["train"]["label_names"] == [["food"], ["pets", "pets/food"]]
+
+
+def test_a_list_of_path_strings_is_not_read_as_one_path_without_a_separator() -> None:
+    """``["Pets > Dogs", "Pets > Cats"]`` (two paths) without ``--label_path_separator`` would be detected as one
+    path of two names (``Pets > Cats`` a child of ``Pets > Dogs``): detection stops and names the flag."""
+    ds = datasets.Dataset.from_dict({"text": ["x"], "labels": [["Pets > Dogs", "Pets > Cats"]]})
+    with pytest.raises(ValueError, match=r"--label_path_separator"):
+        prepare_labelled_splits(ds, LabelColumns())
+    prepared, taxonomy = prepare_labelled_splits(ds, LabelColumns(path_separator=" > "))
+    assert taxonomy.labels == ("Pets", "Dogs", "Cats")
+    assert prepared["train"]["label_names"] == [["Pets", "Dogs", "Cats"]]
+    as_names, _ = prepare_labelled_splits(ds, LabelColumns(label_format="path"))  # asked for: names as they are
+    assert as_names["train"]["label_names"] == [["Pets > Dogs", "Pets > Cats"]]
