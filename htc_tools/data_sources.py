@@ -38,7 +38,9 @@ def split_files_of(folder: Path) -> dict[str, str]:
     return found
 
 
-def _load_files(data_files: dict[str, str]) -> datasets.DatasetDict:
+def load_data_files(data_files: dict[str, str]) -> datasets.DatasetDict:
+    """``{split: path}`` files of one format through ``datasets.load_dataset``; CSV cells are read as text (``NA``,
+    ``123`` and an empty cell stay strings)."""
     for split, path in data_files.items():
         if not Path(path).is_file():
             raise FileNotFoundError(f"no {split} file at {path}")
@@ -64,15 +66,7 @@ def load_raw_splits(dataset_name: str | None = None, dataset_config_name: str | 
     if dataset_name and (train_file or validation_file or test_file or data_files):
         raise ValueError("give --dataset_name or --train_file/--validation_file/--test_file, not both")
     if dataset_name:
-        folder = Path(dataset_name)
-        if folder.is_dir() and ((folder / "dataset_dict.json").is_file() or (folder / "state.json").is_file()):
-            loaded = datasets.load_from_disk(str(folder))
-        elif folder.is_dir() and split_files_of(folder):  # only the split files (not a taxonomy or manifest .json)
-            loaded = _load_files(split_files_of(folder))
-        else:
-            loaded = datasets.load_dataset(dataset_name, dataset_config_name)
-        if isinstance(loaded, datasets.Dataset):
-            loaded = datasets.DatasetDict({"train": loaded})
+        loaded = load_source(dataset_name, dataset_config_name)
     else:
         files = dict(data_files or {})
         files.update({k: v for k, v in (("train", train_file), ("validation", validation_file),
@@ -80,8 +74,21 @@ def load_raw_splits(dataset_name: str | None = None, dataset_config_name: str | 
         if not files:
             raise ValueError("no data: give --dataset_name, --train_file (and --validation_file / --test_file) "
                              "or --dataset_dir")
-        loaded = _load_files(files)
+        loaded = load_data_files(files)
     return normalise_split_names(loaded, dataset_name or "the data files")
+
+
+def load_source(dataset_name: str, dataset_config_name: str | None = None) -> datasets.DatasetDict:
+    """The splits of a Hub dataset id or a local folder as they are named there (a ``save_to_disk`` folder through
+    ``datasets.load_from_disk``, a folder of split files through :func:`load_data_files`)."""
+    folder = Path(dataset_name)
+    if folder.is_dir() and ((folder / "dataset_dict.json").is_file() or (folder / "state.json").is_file()):
+        loaded = datasets.load_from_disk(str(folder))
+    elif folder.is_dir() and split_files_of(folder):  # only the split files (not a taxonomy or manifest .json)
+        loaded = load_data_files(split_files_of(folder))
+    else:
+        loaded = datasets.load_dataset(dataset_name, dataset_config_name)
+    return datasets.DatasetDict({"train": loaded}) if isinstance(loaded, datasets.Dataset) else loaded
 
 
 def normalise_split_names(splits: datasets.DatasetDict, source: str) -> datasets.DatasetDict:
