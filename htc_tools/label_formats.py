@@ -18,6 +18,7 @@ ClassLabel columns (``ClassLabel`` or ``Sequence(ClassLabel)``, level columns to
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 from collections import Counter
@@ -83,10 +84,10 @@ def detect_format(ds: datasets.Dataset, spec: LabelColumns, has_taxonomy: bool, 
         return spec.label_format
     column = label_column(ds, spec)
     sample = next((v for v in ds.select(range(min(len(ds), 1000)))[column] if v not in (None, [], "")), None)
-    if isinstance(sample, str) and sample.strip().startswith("["):  # a CSV cell holding a JSON list
+    if isinstance(sample, str) and sample.strip().startswith("["):  # a CSV cell holding a list
         try:
-            sample = json.loads(sample)
-        except json.JSONDecodeError:
+            sample = list_cell(sample)
+        except ValueError:
             pass  # reported with its row when the cells are read
     if class_names(ds.features[column]) is not None or isinstance(sample, str) or sample is None:
         fmt = "paths" if spec.path_separator else "names"
@@ -102,6 +103,21 @@ def detect_format(ds: datasets.Dataset, spec: LabelColumns, has_taxonomy: bool, 
     logger.info("%s: labels in column %r read as %s (detected; --label_format to choose)", name, column,
                 FORMAT_WORDS[fmt])
     return fmt
+
+
+def list_cell(text: str) -> list:
+    """A CSV cell holding a list: JSON (``["pets", "dogs"]``) or the Python form ``DataFrame.to_csv`` writes
+    (``['pets', 'dogs']``, read with ``ast.literal_eval``); ``ValueError`` when it is neither."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        try:
+            value = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            raise ValueError(f"neither JSON ({err.msg}) nor a Python list") from None
+    if not isinstance(value, list):
+        raise ValueError(f"a {type(value).__name__}, not a list")
+    return value
 
 
 def texts_of(ds: datasets.Dataset, spec: LabelColumns, name: str = "data") -> list[str]:
@@ -171,11 +187,11 @@ def _split_path(text: str, separator: str | None, where: str) -> tuple[str, ...]
 def _cell_refs(cell: object, fmt: str, spec: LabelColumns, where: str) -> list[Ref]:
     if cell is None:
         return []
-    if isinstance(cell, str) and cell.strip().startswith("["):  # a CSV cell holding a JSON list
+    if isinstance(cell, str) and cell.strip().startswith("["):  # a CSV cell holding a list
         try:
-            cell = json.loads(cell)
-        except json.JSONDecodeError as err:
-            raise DataFileError(f"{where}: the label cell {cell!r:.60} is not valid JSON ({err.msg})") from None
+            cell = list_cell(cell)
+        except ValueError as err:
+            raise DataFileError(f"{where}: the label cell {cell!r:.60} is not a list ({err})") from None
     if isinstance(cell, str):
         items: list = [x.strip() for x in cell.split(spec.label_separator) if x.strip()]
     elif isinstance(cell, list):

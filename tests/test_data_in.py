@@ -345,3 +345,14 @@ def test_a_list_of_path_strings_is_not_read_as_one_path_without_a_separator() ->
     assert prepared["train"]["label_names"] == [["Pets", "Dogs", "Cats"]]
     as_names, _ = prepare_labelled_splits(ds, LabelColumns(label_format="path"))  # asked for: names as they are
     assert as_names["train"]["label_names"] == [["Pets > Dogs", "Pets > Cats"]]
+
+
+def test_a_csv_list_cell_written_by_pandas_reads_like_a_json_list(tmp_path: Path) -> None:
+    """``DataFrame.to_csv`` writes a list column as ``['pets', 'dogs']`` (Python repr, not JSON)."""
+    source = tmp_path / "train.csv"
+    source.write_text("text,labels\n"
+                      "a,\"['pets', 'dogs', 'food']\"\n"
+                      "b,\"['pets', \"\"cat's\"\", 'food']\"\n")
+    prepared, taxonomy = prepare_labelled_splits(load_raw_splits(train_file=str(source)), LabelColumns())
+    assert taxonomy.labels == ("pets", "dogs", "cat's", "dogs/food", "cat's/food")
+    assert prepared["train"]["label_names"][1] == ["pets", "cat's", "cat's/food"]
