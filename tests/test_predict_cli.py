@@ -179,3 +179,30 @@ def test_a_flat_model_with_the_hierarchy_shows_bare_names_and_root_to_label_path
     shown = dict(zip(map(tuple, line["paths"]), line["labels"], strict=True))
     assert shown == {("pets",): "pets", ("pets", "dogs"): "dogs", ("pets", "cats"): "cats",
                      ("pets", "dogs", "food"): "food", ("pets", "cats", "food"): "food"}
+
+
+def test_a_folder_without_the_pipeline_entry_still_decodes_hierarchically(hbgl_folder, tokenizer,
+                                                                          tmp_path: Path) -> None:
+    """A checkpoint written before models carried ``custom_pipelines`` is still an HBGL model: it is decoded by its
+    pipeline, not scored as a flat head through its ``AutoModelForSequenceClassification`` entry."""
+    model, folder = hbgl_folder
+    config = json.loads((folder / "config.json").read_text())
+    config.pop("custom_pipelines")
+    (folder / "config.json").write_text(json.dumps(config))
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
+    main(["--model", str(folder), "--input", str(source), "--output", str(tmp_path / "out.jsonl"),
+          "--hierarchy_consistent"])
+    assert_same(read_lines(tmp_path / "out.jsonl"), expected_lines(model, tokenizer, TEXTS, hierarchy_consistent=True))
+
+
+def test_hierarchy_consistent_on_a_flat_model_is_an_error(tiny_bert_config, toy_taxonomy, tokenizer,
+                                                         tmp_path: Path) -> None:
+    tiny_bert_config.num_labels = toy_taxonomy.num_labels
+    tiny_bert_config.problem_type = "multi_label_classification"
+    save_model_folder(BertForSequenceClassification(tiny_bert_config).eval(), tokenizer, tmp_path / "flat")
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"text": TEXTS[0]}) + "\n")
+    with pytest.raises(ValueError, match=r"--hierarchy_consistent: .* is a flat model"):
+        main(["--model", str(tmp_path / "flat"), "--input", str(source), "--output", str(tmp_path / "out.jsonl"),
+              "--hierarchy_consistent"])

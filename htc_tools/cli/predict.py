@@ -32,6 +32,7 @@ from ..hub import PIPELINE_TASK, hierarchical_pipeline
 from ..taxonomy import Taxonomy
 
 logger = logging.getLogger(__name__)
+HIERARCHICAL_TYPES = ("hbgl", "hpt")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -87,8 +88,10 @@ def read_texts(source: str, text_columns: Sequence[str], split: str | None = Non
 
 
 def is_hierarchical(config) -> bool:
-    """A model with the hierarchical pipeline (HBGL, HPT); anything else is read as a flat multi-label head."""
-    return PIPELINE_TASK in (getattr(config, "custom_pipelines", None) or {})
+    """A model with the hierarchical pipeline (HBGL, HPT: by its registration or, for a folder saved before
+    models carried it, its ``model_type``); anything else is read as a flat multi-label head."""
+    registered = PIPELINE_TASK in (getattr(config, "custom_pipelines", None) or {})
+    return registered or config.model_type in HIERARCHICAL_TYPES
 
 
 def predict_hierarchical(model, tokenizer, texts: list[str], args: argparse.Namespace) -> Iterator[list[dict]]:
@@ -101,6 +104,9 @@ def predict_hierarchical(model, tokenizer, texts: list[str], args: argparse.Name
 def predict_flat(model, tokenizer, texts: list[str], args: argparse.Namespace) -> Iterator[list[dict]]:
     """Per text, the labels whose sigmoid score exceeds the threshold (0.5 by default), highest first; with the
     hierarchy in ``config.label_parents``, each shown by its bare name with its root-to-label path."""
+    if args.hierarchy_consistent:
+        raise ValueError(f"--hierarchy_consistent: {args.model} is a flat model ({model.config.model_type}), whose "
+                         "labels are scored on their own; it applies to HBGL/HPT models")
     threshold = 0.5 if args.threshold is None else args.threshold
     parents = getattr(model.config, "label_parents", None)  # htc-train keeps the hierarchy of a flat model
     names = [model.config.id2label[i] for i in range(len(model.config.id2label))]
