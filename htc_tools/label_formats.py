@@ -158,10 +158,12 @@ def _names_of_ids(cell: object, names: list[str]) -> object:
     return names[cell] if cell is not None and cell >= 0 else None
 
 
-def _check_names(items: Sequence[object], where: str) -> None:
+def _check_names(items: Sequence[object], where: str) -> list[str]:
+    """``items`` stripped (as names in strings and level cells are); a non-string or empty one is an error."""
     bad = next((x for x in items if not isinstance(x, str) or not x.strip()), ...)
     if bad is not ...:
         raise DataFileError(f"{where}: a label must be a non-empty name (string), found {bad!r:.40}")
+    return [x.strip() for x in items]
 
 
 def _split_path(text: str, separator: str | None, where: str) -> tuple[str, ...]:
@@ -199,18 +201,15 @@ def _cell_refs(cell: object, fmt: str, spec: LabelColumns, where: str) -> list[R
     else:
         raise DataFileError(f"{where}: labels must be a list or a string, got {type(cell).__name__} {cell!r:.40}")
     if fmt == "names":
-        _check_names(items, where)
-        return list(items)
+        return list(_check_names(items, where))
     if fmt == "path":
         if isinstance(cell, str):
             raise DataFileError(f"{where}: format 'path' needs a list of names, got the string {cell!r:.40}")
-        _check_names(items, where)
-        return [tuple(items)] if items else []
+        return [tuple(_check_names(items, where))] if items else []
     refs: list[Ref] = []
     for item in items:
         if isinstance(item, list):
-            _check_names(item, where)
-            refs.append(tuple(item))
+            refs.append(tuple(_check_names(item, where)))
         elif isinstance(item, str):
             refs.append(_split_path(item, spec.path_separator, where))
         else:

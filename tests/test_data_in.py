@@ -356,3 +356,17 @@ def test_a_csv_list_cell_written_by_pandas_reads_like_a_json_list(tmp_path: Path
     prepared, taxonomy = prepare_labelled_splits(load_raw_splits(train_file=str(source)), LabelColumns())
     assert taxonomy.labels == ("pets", "dogs", "cat's", "dogs/food", "cat's/food")
     assert prepared["train"]["label_names"][1] == ["pets", "cat's", "cat's/food"]
+
+
+def test_names_in_lists_are_stripped_like_names_in_strings_and_level_columns() -> None:
+    """``["pets ", "dogs"]`` and ``["pets", "dogs"]`` are one path (as ``"pets  > dogs"`` and level cells are),
+    not two top-level labels ``"pets "`` and ``"pets"``."""
+    ds = datasets.Dataset.from_dict({"text": ["a", "b"], "labels": [["pets ", "dogs"], ["pets", " dogs\n"]]})
+    prepared, taxonomy = prepare_labelled_splits(ds, LabelColumns())
+    assert taxonomy.labels == ("pets", "dogs") and prepared["train"]["label_names"] == [["pets", "dogs"]] * 2
+    nested = datasets.Dataset.from_dict({"text": ["a", "b"], "labels": [[["pets ", "dogs"]], [["pets", "cats "]]]})
+    _, taxonomy = prepare_labelled_splits(nested, LabelColumns())
+    assert taxonomy.labels == ("pets", "dogs", "cats")
+    names, _ = prepare_labelled_splits(datasets.Dataset.from_dict({"text": ["a"], "labels": [[" snacks "]]}),
+                                       LabelColumns(), TAXONOMY)
+    assert names["train"][0]["label_names"] == ["shop", "snacks"]
