@@ -16,15 +16,12 @@ SPLIT_NAMES = {"train": "train", "dev": "dev", "validation": "dev", "valid": "de
 FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
-def builder_of(paths: list[str]) -> str:
-    """The ``datasets`` builder (``json``, ``csv``, ``parquet``) of data files, which must share one format."""
-    builders = {FILE_BUILDERS.get(Path(p).suffix.lower()) for p in paths}
-    if None in builders:
-        bad = [p for p in paths if Path(p).suffix.lower() not in FILE_BUILDERS]
-        raise ValueError(f"unsupported data file type: {', '.join(bad)}; use .jsonl, .json, .csv or .parquet")
-    if len(builders) > 1:
-        raise ValueError(f"the data files mix formats ({', '.join(sorted(builders))}): give them in one format")
-    return builders.pop()
+def builder_of(path: str) -> str:
+    """The ``datasets`` builder (``json``, ``csv``, ``parquet``) of a data file."""
+    builder = FILE_BUILDERS.get(Path(path).suffix.lower())
+    if builder is None:
+        raise ValueError(f"unsupported data file type: {path}; use .jsonl, .json, .csv or .parquet")
+    return builder
 
 
 def split_files_of(folder: Path) -> dict[str, str]:
@@ -39,19 +36,22 @@ def split_files_of(folder: Path) -> dict[str, str]:
 
 
 def load_data_files(data_files: dict[str, str]) -> datasets.DatasetDict:
-    """``{split: path}`` files of one format through ``datasets.load_dataset``; CSV cells are read as text (``NA``,
-    ``123`` and an empty cell stay strings)."""
+    """``{split: path}`` files through ``datasets.load_dataset``, each on its own (the splits may differ in format
+    and in their other columns); CSV cells are read as text (``NA``, ``123`` and an empty cell stay strings)."""
     for split, path in data_files.items():
         if not Path(path).is_file():
             raise FileNotFoundError(f"no {split} file at {path}")
-    builder = builder_of(list(data_files.values()))
-    kwargs = {}
-    if builder == "csv":  # every cell as text (a label column of numeric codes stays names), an empty cell as ""
-        with open(next(iter(data_files.values())), encoding="utf-8-sig", newline="") as f:
-            header = next(csv.reader(f), [])
-        kwargs = {"keep_default_na": False,
-                  "features": datasets.Features({column: datasets.Value("string") for column in header})}
-    return datasets.load_dataset(builder, data_files=data_files, **kwargs)
+    builders = {split: builder_of(path) for split, path in data_files.items()}
+    loaded = {}
+    for split, path in data_files.items():
+        kwargs = {}
+        if builders[split] == "csv":  # every cell as text (numeric codes stay names), an empty cell as ""
+            with open(path, encoding="utf-8-sig", newline="") as f:
+                header = next(csv.reader(f), [])
+            kwargs = {"keep_default_na": False,
+                      "features": datasets.Features({column: datasets.Value("string") for column in header})}
+        loaded[split] = datasets.load_dataset(builders[split], data_files={split: path}, split=split, **kwargs)
+    return datasets.DatasetDict(loaded)
 
 
 def load_raw_splits(dataset_name: str | None = None, dataset_config_name: str | None = None, *,

@@ -370,3 +370,17 @@ def test_names_in_lists_are_stripped_like_names_in_strings_and_level_columns() -
     names, _ = prepare_labelled_splits(datasets.Dataset.from_dict({"text": ["a"], "labels": [[" snacks "]]}),
                                        LabelColumns(), TAXONOMY)
     assert names["train"][0]["label_names"] == ["shop", "snacks"]
+
+
+def test_split_files_may_differ_in_columns_and_format(tmp_path: Path) -> None:
+    """A train.csv with an extra ``id`` column and a test.csv without it, or a Parquet train split with a JSON Lines
+    dev split: each file is read on its own (one ``load_dataset`` over all would stop on the other schema)."""
+    (tmp_path / "train.csv").write_text("id,text,path\n1,hello,pets > dogs\n2,NA,pets > cats\n")
+    (tmp_path / "test.csv").write_text("text,path\nbye,pets > dogs\n")
+    raw = load_raw_splits(train_file=str(tmp_path / "train.csv"), test_file=str(tmp_path / "test.csv"))
+    assert raw["train"]["text"] == ["hello", "NA"] and raw["test"].column_names == ["text", "path"]
+    datasets.Dataset.from_dict({"text": ["a"], "path": ["pets > dogs"]}).to_parquet(tmp_path / "train.parquet")
+    (tmp_path / "dev.jsonl").write_text(json.dumps({"text": "b", "path": "pets > cats"}) + "\n")
+    raw = load_raw_splits(train_file=str(tmp_path / "train.parquet"), validation_file=str(tmp_path / "dev.jsonl"))
+    prepared, taxonomy = prepare_labelled_splits(raw, LabelColumns(label_column="path", path_separator=" > "))
+    assert taxonomy.labels == ("pets", "dogs", "cats") and prepared["dev"]["label_names"] == [["pets", "cats"]]
