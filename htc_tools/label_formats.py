@@ -37,7 +37,7 @@ FORMATS = ("auto", "names", "paths", "path", "levels")
 FORMAT_WORDS = {"names": "label names (leaves or ancestor-closed)", "paths": "root-to-label paths",
                 "path": "one root-to-label path per example (a list of names)", "levels": "level columns"}
 Ref = str | tuple[str, ...]  # a label name, or a root-to-label path of names
-PATH_MARKS = (">", " / ", " | ")  # in a list of names: path strings that need --label_path_separator
+PATH_MARKS = (">", " / ", " | ")  # in a name list without a taxonomy: path strings (--label_path_separator)
 
 
 @dataclass(frozen=True)
@@ -93,8 +93,8 @@ def detect_format(ds: datasets.Dataset, spec: LabelColumns, has_taxonomy: bool, 
         fmt = "paths" if spec.path_separator else "names"
     elif isinstance(sample, list) and any(isinstance(x, list) for x in sample):
         fmt = "paths"
-    elif not spec.path_separator and isinstance(sample, list) and any(
-            isinstance(x, str) and mark in x for x in sample for mark in PATH_MARKS):
+    elif not (spec.path_separator or has_taxonomy) and isinstance(sample, list) and any(
+            isinstance(x, str) and mark in x for x in sample for mark in PATH_MARKS):  # with a taxonomy: names
         raise ValueError(f"{name}: the labels in column {column!r} look like root-to-label path strings "
                          f"({sample[:2]!r:.80}); pass --label_path_separator (e.g. ' > '), or --label_format to "
                          "read them as names")

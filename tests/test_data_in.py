@@ -384,3 +384,10 @@ def test_split_files_may_differ_in_columns_and_format(tmp_path: Path) -> None:
     raw = load_raw_splits(train_file=str(tmp_path / "train.parquet"), validation_file=str(tmp_path / "dev.jsonl"))
     prepared, taxonomy = prepare_labelled_splits(raw, LabelColumns(label_column="path", path_separator=" > "))
     assert taxonomy.labels == ("pets", "dogs", "cats") and prepared["dev"]["label_names"] == [["pets", "cats"]]
+
+
+def test_names_that_look_like_paths_are_names_when_a_taxonomy_file_has_them() -> None:
+    taxonomy = Taxonomy.from_dict({"Root": ["drugs / chemicals"], "drugs / chemicals": ["a > b"]})
+    ds = datasets.Dataset.from_dict({"text": ["x"], "labels": [["a > b"]]})
+    prepared, _ = prepare_labelled_splits(ds, LabelColumns(), taxonomy)
+    assert prepared["train"][0]["label_names"] == ["drugs / chemicals", "a > b"]
