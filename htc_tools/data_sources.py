@@ -16,15 +16,12 @@ SPLIT_NAMES = {"train": "train", "dev": "dev", "validation": "dev", "valid": "de
 FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
-def builder_of(paths: list[str]) -> str:
-    """The ``datasets`` builder (``json``, ``csv``, ``parquet``) of data files, which must share one format."""
-    builders = {FILE_BUILDERS.get(Path(p).suffix.lower()) for p in paths}
-    if None in builders:
-        bad = [p for p in paths if Path(p).suffix.lower() not in FILE_BUILDERS]
-        raise ValueError(f"unsupported data file type: {', '.join(bad)}; use .jsonl, .json, .csv or .parquet")
-    if len(builders) > 1:
-        raise ValueError(f"the data files mix formats ({', '.join(sorted(builders))}): give them in one format")
-    return builders.pop()
+def builder_of(path: str) -> str:
+    """The ``datasets`` builder (``json``, ``csv``, ``parquet``) of a data file."""
+    builder = FILE_BUILDERS.get(Path(path).suffix.lower())
+    if builder is None:
+        raise ValueError(f"unsupported data file type: {path}; use .jsonl, .json, .csv or .parquet")
+    return builder
 
 
 def split_files_of(folder: Path) -> dict[str, str]:
@@ -38,18 +35,23 @@ def split_files_of(folder: Path) -> dict[str, str]:
     return found
 
 
-def _load_files(data_files: dict[str, str]) -> datasets.DatasetDict:
+def load_data_files(data_files: dict[str, str]) -> datasets.DatasetDict:
+    """``{split: path}`` files through ``datasets.load_dataset``, each on its own (the splits may differ in format
+    and in their other columns); CSV cells are read as text (``NA``, ``123`` and an empty cell stay strings)."""
     for split, path in data_files.items():
         if not Path(path).is_file():
             raise FileNotFoundError(f"no {split} file at {path}")
-    builder = builder_of(list(data_files.values()))
-    kwargs = {}
-    if builder == "csv":  # every cell as text (a label column of numeric codes stays names), an empty cell as ""
-        with open(next(iter(data_files.values())), encoding="utf-8-sig", newline="") as f:
-            header = next(csv.reader(f), [])
-        kwargs = {"keep_default_na": False,
-                  "features": datasets.Features({column: datasets.Value("string") for column in header})}
-    return datasets.load_dataset(builder, data_files=data_files, **kwargs)
+    builders = {split: builder_of(path) for split, path in data_files.items()}
+    loaded = {}
+    for split, path in data_files.items():
+        kwargs = {}
+        if builders[split] == "csv":  # every cell as text (numeric codes stay names), an empty cell as ""
+            with open(path, encoding="utf-8-sig", newline="") as f:
+                header = next(csv.reader(f), [])
+            kwargs = {"keep_default_na": False,
+                      "features": datasets.Features({column: datasets.Value("string") for column in header})}
+        loaded[split] = datasets.load_dataset(builders[split], data_files={split: path}, split=split, **kwargs)
+    return datasets.DatasetDict(loaded)
 
 
 def load_raw_splits(dataset_name: str | None = None, dataset_config_name: str | None = None, *,
@@ -64,15 +66,7 @@ def load_raw_splits(dataset_name: str | None = None, dataset_config_name: str | 
     if dataset_name and (train_file or validation_file or test_file or data_files):
         raise ValueError("give --dataset_name or --train_file/--validation_file/--test_file, not both")
     if dataset_name:
-        folder = Path(dataset_name)
-        if folder.is_dir() and ((folder / "dataset_dict.json").is_file() or (folder / "state.json").is_file()):
-            loaded = datasets.load_from_disk(str(folder))
-        elif folder.is_dir() and split_files_of(folder):  # only the split files (not a taxonomy or manifest .json)
-            loaded = _load_files(split_files_of(folder))
-        else:
-            loaded = datasets.load_dataset(dataset_name, dataset_config_name)
-        if isinstance(loaded, datasets.Dataset):
-            loaded = datasets.DatasetDict({"train": loaded})
+        loaded = load_source(dataset_name, dataset_config_name)
     else:
         files = dict(data_files or {})
         files.update({k: v for k, v in (("train", train_file), ("validation", validation_file),
@@ -80,8 +74,21 @@ def load_raw_splits(dataset_name: str | None = None, dataset_config_name: str | 
         if not files:
             raise ValueError("no data: give --dataset_name, --train_file (and --validation_file / --test_file) "
                              "or --dataset_dir")
-        loaded = _load_files(files)
+        loaded = load_data_files(files)
     return normalise_split_names(loaded, dataset_name or "the data files")
+
+
+def load_source(dataset_name: str, dataset_config_name: str | None = None) -> datasets.DatasetDict:
+    """The splits of a Hub dataset id or a local folder as they are named there (a ``save_to_disk`` folder through
+    ``datasets.load_from_disk``, a folder of split files through :func:`load_data_files`)."""
+    folder = Path(dataset_name)
+    if folder.is_dir() and ((folder / "dataset_dict.json").is_file() or (folder / "state.json").is_file()):
+        loaded = datasets.load_from_disk(str(folder))
+    elif folder.is_dir() and split_files_of(folder):  # only the split files (not a taxonomy or manifest .json)
+        loaded = load_data_files(split_files_of(folder))
+    else:
+        loaded = datasets.load_dataset(dataset_name, dataset_config_name)
+    return datasets.DatasetDict({"train": loaded}) if isinstance(loaded, datasets.Dataset) else loaded
 
 
 def normalise_split_names(splits: datasets.DatasetDict, source: str) -> datasets.DatasetDict:

@@ -18,6 +18,7 @@ ClassLabel columns (``ClassLabel`` or ``Sequence(ClassLabel)``, level columns to
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 from collections import Counter
@@ -36,6 +37,7 @@ FORMATS = ("auto", "names", "paths", "path", "levels")
 FORMAT_WORDS = {"names": "label names (leaves or ancestor-closed)", "paths": "root-to-label paths",
                 "path": "one root-to-label path per example (a list of names)", "levels": "level columns"}
 Ref = str | tuple[str, ...]  # a label name, or a root-to-label path of names
+PATH_MARKS = (">", " / ", " | ")  # in a name list without a taxonomy: path strings (--label_path_separator)
 
 
 @dataclass(frozen=True)
@@ -82,20 +84,40 @@ def detect_format(ds: datasets.Dataset, spec: LabelColumns, has_taxonomy: bool, 
         return spec.label_format
     column = label_column(ds, spec)
     sample = next((v for v in ds.select(range(min(len(ds), 1000)))[column] if v not in (None, [], "")), None)
-    if isinstance(sample, str) and sample.strip().startswith("["):  # a CSV cell holding a JSON list
+    if isinstance(sample, str) and sample.strip().startswith("["):  # a CSV cell holding a list
         try:
-            sample = json.loads(sample)
-        except json.JSONDecodeError:
+            sample = list_cell(sample)
+        except ValueError:
             pass  # reported with its row when the cells are read
     if class_names(ds.features[column]) is not None or isinstance(sample, str) or sample is None:
         fmt = "paths" if spec.path_separator else "names"
     elif isinstance(sample, list) and any(isinstance(x, list) for x in sample):
         fmt = "paths"
+    elif not (spec.path_separator or has_taxonomy) and isinstance(sample, list) and any(
+            isinstance(x, str) and mark in x for x in sample for mark in PATH_MARKS):  # with a taxonomy: names
+        raise ValueError(f"{name}: the labels in column {column!r} look like root-to-label path strings "
+                         f"({sample[:2]!r:.80}); pass --label_path_separator (e.g. ' > '), or --label_format to "
+                         "read them as names")
     else:
         fmt = "paths" if spec.path_separator else "names" if has_taxonomy else "path"
     logger.info("%s: labels in column %r read as %s (detected; --label_format to choose)", name, column,
                 FORMAT_WORDS[fmt])
     return fmt
+
+
+def list_cell(text: str) -> list:
+    """A CSV cell holding a list: JSON (``["pets", "dogs"]``) or the Python form ``DataFrame.to_csv`` writes
+    (``['pets', 'dogs']``, read with ``ast.literal_eval``); ``ValueError`` when it is neither."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        try:
+            value = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            raise ValueError(f"neither JSON ({err.msg}) nor a Python list") from None
+    if not isinstance(value, list):
+        raise ValueError(f"a {type(value).__name__}, not a list")
+    return value
 
 
 def texts_of(ds: datasets.Dataset, spec: LabelColumns, name: str = "data") -> list[str]:
@@ -136,14 +158,30 @@ def _names_of_ids(cell: object, names: list[str]) -> object:
     return names[cell] if cell is not None and cell >= 0 else None
 
 
-def _check_names(items: Sequence[object], where: str) -> None:
+def _check_names(items: Sequence[object], where: str) -> list[str]:
+    """``items`` stripped (as names in strings and level cells are); a non-string or empty one is an error."""
     bad = next((x for x in items if not isinstance(x, str) or not x.strip()), ...)
     if bad is not ...:
         raise DataFileError(f"{where}: a label must be a non-empty name (string), found {bad!r:.40}")
+    return [x.strip() for x in items]
 
 
 def _split_path(text: str, separator: str | None, where: str) -> tuple[str, ...]:
-    steps = [s.strip() for s in text.split(separator)] if separator else [text.strip()]
+    """``"pets > dogs"`` -> ``("pets", "dogs")``; a leading or trailing separator adds no level (``"/pets/dogs/"``).
+    With a spaced separator (``" > "``), a name holding its bare form (``"pets>dogs"``) is an error: it would
+    silently be one label."""
+    if not separator:
+        steps = [text.strip()]
+    else:
+        core, body = separator.strip() or separator, text.strip()
+        while body.startswith(core):
+            body = body[len(core):].strip()
+        while body.endswith(core):
+            body = body[: -len(core)].strip()
+        steps = [s.strip() for s in body.split(separator)]
+        if core != separator and any(core in s for s in steps):
+            raise DataFileError(f"{where}: the path {text!r:.60} holds {core!r} without the spaces of the separator "
+                                f"{separator!r}; pass --label_path_separator {core!r} (names are stripped)")
     _check_names(steps, where)
     return tuple(steps)
 
@@ -151,11 +189,11 @@ def _split_path(text: str, separator: str | None, where: str) -> tuple[str, ...]
 def _cell_refs(cell: object, fmt: str, spec: LabelColumns, where: str) -> list[Ref]:
     if cell is None:
         return []
-    if isinstance(cell, str) and cell.strip().startswith("["):  # a CSV cell holding a JSON list
+    if isinstance(cell, str) and cell.strip().startswith("["):  # a CSV cell holding a list
         try:
-            cell = json.loads(cell)
-        except json.JSONDecodeError as err:
-            raise DataFileError(f"{where}: the label cell {cell!r:.60} is not valid JSON ({err.msg})") from None
+            cell = list_cell(cell)
+        except ValueError as err:
+            raise DataFileError(f"{where}: the label cell {cell!r:.60} is not a list ({err})") from None
     if isinstance(cell, str):
         items: list = [x.strip() for x in cell.split(spec.label_separator) if x.strip()]
     elif isinstance(cell, list):
@@ -163,18 +201,15 @@ def _cell_refs(cell: object, fmt: str, spec: LabelColumns, where: str) -> list[R
     else:
         raise DataFileError(f"{where}: labels must be a list or a string, got {type(cell).__name__} {cell!r:.40}")
     if fmt == "names":
-        _check_names(items, where)
-        return list(items)
+        return list(_check_names(items, where))
     if fmt == "path":
         if isinstance(cell, str):
             raise DataFileError(f"{where}: format 'path' needs a list of names, got the string {cell!r:.40}")
-        _check_names(items, where)
-        return [tuple(items)] if items else []
+        return [tuple(_check_names(items, where))] if items else []
     refs: list[Ref] = []
     for item in items:
         if isinstance(item, list):
-            _check_names(item, where)
-            refs.append(tuple(item))
+            refs.append(tuple(_check_names(item, where)))
         elif isinstance(item, str):
             refs.append(_split_path(item, spec.path_separator, where))
         else:

@@ -237,10 +237,10 @@ class Taxonomy:
         return {k: tuple(v) for k, v in out.items()}
 
     def candidates(self, name: str) -> tuple[int, ...]:
-        """The ids ``name`` may mean: the label of that name, else every label of that bare name."""
-        if name in self._label2id:
-            return (self._label2id[name],)
-        return self._by_display_name.get(name, ())
+        """The ids ``name`` may mean: the label of that name and every label of that bare name (``food``: a
+        top-level ``food`` and ``pets/food``)."""
+        exact = (self._label2id[name],) if name in self._label2id else ()
+        return tuple(sorted({*exact, *self._by_display_name.get(name, ())}))
 
     def ambiguity_error(self, name: str, matches: Sequence[int]) -> AmbiguousLabelError:
         paths = "; ".join(" > ".join(self.path_names(i)) for i in matches)

@@ -296,3 +296,98 @@ def test_config_overrides_take_the_type_of_the_field() -> None:
         parse_config_overrides("hierarchy_consistent=maybe", HBGLConfig())
     with pytest.raises(ValueError, match=r"--config_overrides cpt_segment_id=1\.5"):
         parse_config_overrides("cpt_segment_id=1.5", HBGLConfig())
+
+
+# ------------------------------------------------------------------ review: inputs users really pass
+def test_a_trailing_separator_adds_no_level_and_a_separator_without_its_spaces_is_an_error() -> None:
+    """``"pets > dogs >"`` is ``pets > dogs`` (not a label ``"dogs >"``); ``"pets>dogs"`` with ``" > "`` would
+    silently be one top-level label ``"pets>dogs"``, so it is an error naming the row and the fix."""
+    spec = LabelColumns(label_column="path", path_separator=" > ")
+    ds = datasets.Dataset.from_dict({"text": ["a", "b", "c"], "path": ["pets > dogs >", " > pets > cats > ",
+                                                                         "pets  >  dogs"]})
+    prepared, taxonomy = prepare_labelled_splits(ds, spec)
+    assert taxonomy.labels == ("pets", "dogs", "cats")
+    assert prepared["train"]["label_names"] == [["pets", "dogs"], ["pets", "cats"], ["pets", "dogs"]]
+    slash, _ = prepare_labelled_splits(datasets.Dataset.from_dict({"text": ["a"], "path": ["/pets/dogs/"]}),
+                                       LabelColumns(label_column="path", path_separator="/"))
+    assert slash["train"]["label_names"] == [["pets", "dogs"]]
+    tight = datasets.Dataset.from_dict({"text": ["a", "b"], "path": ["pets > dogs", "pets>cats"]})
+    with pytest.raises(DataFileError, match=r"train, row 2: .*'pets>cats'.*--label_path_separator '>'"):
+        prepare_labelled_splits(tight, spec)
+    with pytest.raises(DataFileError, match=r"row 1: a label must be a non-empty name"):
+        prepare_labelled_splits(datasets.Dataset.from_dict({"text": ["a"], "path": ["pets >  > dogs"]}), spec)
+
+
+def test_a_bare_name_of_a_top_level_label_and_a_nested_one_is_ambiguous() -> None:
+    """``food`` at the top and ``pets > food``: the bare name ``food`` names both (an error listing them), not
+    silently the top-level one; its path, its qualified name or its listed parent picks one."""
+    taxonomy = Taxonomy.from_paths([("food",), ("pets", "food")])
+    assert taxonomy.labels == ("food", "pets", "pets/food")
+    ds = datasets.Dataset.from_dict({"text": ["x"], "labels": [["food"]]})
+    with pytest.raises(AmbiguousLabelError, match=r"'food' is ambiguous: it names 2 labels \(food; pets > food\)"):
+        prepare_labelled_splits(ds, LabelColumns(), taxonomy)
+    closed = datasets.Dataset.from_dict({"text": ["x", "y"], "labels": [["pets", "food"], ["pets/food"]]})
+    prepared, _ = prepare_labelled_splits(closed, LabelColumns(), taxonomy)
+    assert prepared["train"]["label_names"] == [["pets", "pets/food"]] * 2
+    paths = datasets.Dataset.from_dict({"text": ["x", "y"], "labels": [["food"], ["pets", "food"]]})
+    prepared, _ = prepare_labelled_splits(paths, LabelColumns(label_format="path"), taxonomy)
+    assert prepared["train"]["label_names"] == [["food"], ["pets", "pets/food"]]
+
+
+def test_a_list_of_path_strings_is_not_read_as_one_path_without_a_separator() -> None:
+    """``["Pets > Dogs", "Pets > Cats"]`` (two paths) without ``--label_path_separator`` would be detected as one
+    path of two names (``Pets > Cats`` a child of ``Pets > Dogs``): detection stops and names the flag."""
+    ds = datasets.Dataset.from_dict({"text": ["x"], "labels": [["Pets > Dogs", "Pets > Cats"]]})
+    with pytest.raises(ValueError, match=r"--label_path_separator"):
+        prepare_labelled_splits(ds, LabelColumns())
+    prepared, taxonomy = prepare_labelled_splits(ds, LabelColumns(path_separator=" > "))
+    assert taxonomy.labels == ("Pets", "Dogs", "Cats")
+    assert prepared["train"]["label_names"] == [["Pets", "Dogs", "Cats"]]
+    as_names, _ = prepare_labelled_splits(ds, LabelColumns(label_format="path"))  # asked for: names as they are
+    assert as_names["train"]["label_names"] == [["Pets > Dogs", "Pets > Cats"]]
+
+
+def test_a_csv_list_cell_written_by_pandas_reads_like_a_json_list(tmp_path: Path) -> None:
+    """``DataFrame.to_csv`` writes a list column as ``['pets', 'dogs']`` (Python repr, not JSON)."""
+    source = tmp_path / "train.csv"
+    source.write_text("text,labels\n"
+                      "a,\"['pets', 'dogs', 'food']\"\n"
+                      "b,\"['pets', \"\"cat's\"\", 'food']\"\n")
+    prepared, taxonomy = prepare_labelled_splits(load_raw_splits(train_file=str(source)), LabelColumns())
+    assert taxonomy.labels == ("pets", "dogs", "cat's", "dogs/food", "cat's/food")
+    assert prepared["train"]["label_names"][1] == ["pets", "cat's", "cat's/food"]
+
+
+def test_names_in_lists_are_stripped_like_names_in_strings_and_level_columns() -> None:
+    """``["pets ", "dogs"]`` and ``["pets", "dogs"]`` are one path (as ``"pets  > dogs"`` and level cells are),
+    not two top-level labels ``"pets "`` and ``"pets"``."""
+    ds = datasets.Dataset.from_dict({"text": ["a", "b"], "labels": [["pets ", "dogs"], ["pets", " dogs\n"]]})
+    prepared, taxonomy = prepare_labelled_splits(ds, LabelColumns())
+    assert taxonomy.labels == ("pets", "dogs") and prepared["train"]["label_names"] == [["pets", "dogs"]] * 2
+    nested = datasets.Dataset.from_dict({"text": ["a", "b"], "labels": [[["pets ", "dogs"]], [["pets", "cats "]]]})
+    _, taxonomy = prepare_labelled_splits(nested, LabelColumns())
+    assert taxonomy.labels == ("pets", "dogs", "cats")
+    names, _ = prepare_labelled_splits(datasets.Dataset.from_dict({"text": ["a"], "labels": [[" snacks "]]}),
+                                       LabelColumns(), TAXONOMY)
+    assert names["train"][0]["label_names"] == ["shop", "snacks"]
+
+
+def test_split_files_may_differ_in_columns_and_format(tmp_path: Path) -> None:
+    """A train.csv with an extra ``id`` column and a test.csv without it, or a Parquet train split with a JSON Lines
+    dev split: each file is read on its own (one ``load_dataset`` over all would stop on the other schema)."""
+    (tmp_path / "train.csv").write_text("id,text,path\n1,hello,pets > dogs\n2,NA,pets > cats\n")
+    (tmp_path / "test.csv").write_text("text,path\nbye,pets > dogs\n")
+    raw = load_raw_splits(train_file=str(tmp_path / "train.csv"), test_file=str(tmp_path / "test.csv"))
+    assert raw["train"]["text"] == ["hello", "NA"] and raw["test"].column_names == ["text", "path"]
+    datasets.Dataset.from_dict({"text": ["a"], "path": ["pets > dogs"]}).to_parquet(tmp_path / "train.parquet")
+    (tmp_path / "dev.jsonl").write_text(json.dumps({"text": "b", "path": "pets > cats"}) + "\n")
+    raw = load_raw_splits(train_file=str(tmp_path / "train.parquet"), validation_file=str(tmp_path / "dev.jsonl"))
+    prepared, taxonomy = prepare_labelled_splits(raw, LabelColumns(label_column="path", path_separator=" > "))
+    assert taxonomy.labels == ("pets", "dogs", "cats") and prepared["dev"]["label_names"] == [["pets", "cats"]]
+
+
+def test_names_that_look_like_paths_are_names_when_a_taxonomy_file_has_them() -> None:
+    taxonomy = Taxonomy.from_dict({"Root": ["drugs / chemicals"], "drugs / chemicals": ["a > b"]})
+    ds = datasets.Dataset.from_dict({"text": ["x"], "labels": [["a > b"]]})
+    prepared, _ = prepare_labelled_splits(ds, LabelColumns(), taxonomy)
+    assert prepared["train"][0]["label_names"] == ["drugs / chemicals", "a > b"]

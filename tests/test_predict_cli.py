@@ -142,3 +142,67 @@ def test_predict_runs_without_the_model_packages(hbgl_folder, tokenizer, tmp_pat
                                str(tmp_path / "out.jsonl"), home=tmp_path, blocked=MODEL_PACKAGES)
     assert out["imported"] == []
     assert_same(read_lines(tmp_path / "out.jsonl"), expected_lines(model, tokenizer, TEXTS))
+
+
+# ------------------------------------------------------------------ review: inputs users really pass
+def test_csv_cells_that_read_as_null_or_numbers_stay_text(hbgl_folder, tokenizer, tmp_path: Path) -> None:
+    """A CSV title ``NA``, ``123`` or an empty body is text, as htc-train reads the same file (pandas would make
+    them NaN / int and the run would stop)."""
+    model, folder = hbgl_folder
+    source = tmp_path / "in.csv"
+    source.write_text("id,title,body\n1,NA,the team won the ball game\n2,123,a gene in the cell\n3,the band,\n")
+    main(["--model", str(folder), "--input", str(source), "--output", str(tmp_path / "out.jsonl"),
+          "--text_column_name", "title,body", "--text_column_delimiter", ". "])
+    texts = ["NA. the team won the ball game", "123. a gene in the cell", "the band. "]
+    assert_same(read_lines(tmp_path / "out.jsonl"), expected_lines(model, tokenizer, texts))
+
+
+def test_a_flat_model_with_the_hierarchy_shows_bare_names_and_root_to_label_paths(
+        tiny_bert_config, tokenizer, tmp_path: Path) -> None:
+    """A flat model trained by htc-train keeps ``config.label_parents``; its lines show labels and paths as the
+    hierarchical models' do (``food`` with path ``[pets, dogs, food]``, not ``dogs/food`` with ``[dogs/food]``)."""
+    from htc_tools.taxonomy import Taxonomy
+
+    taxonomy = Taxonomy.from_paths([("pets", "dogs", "food"), ("pets", "cats", "food")])
+    tiny_bert_config.num_labels = taxonomy.num_labels
+    tiny_bert_config.id2label = dict(enumerate(taxonomy.labels))
+    tiny_bert_config.problem_type = "multi_label_classification"
+    tiny_bert_config.label_parents = [list(p) for p in taxonomy.parents]
+    flat = BertForSequenceClassification(tiny_bert_config).eval()
+    with torch.no_grad():
+        flat.classifier.bias.fill_(5.0)  # every label selected
+    save_model_folder(flat, tokenizer, tmp_path / "flat")
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"text": TEXTS[0]}) + "\n")
+    main(["--model", str(tmp_path / "flat"), "--input", str(source), "--output", str(tmp_path / "out.jsonl")])
+    (line,) = read_lines(tmp_path / "out.jsonl")
+    shown = dict(zip(map(tuple, line["paths"]), line["labels"], strict=True))
+    assert shown == {("pets",): "pets", ("pets", "dogs"): "dogs", ("pets", "cats"): "cats",
+                     ("pets", "dogs", "food"): "food", ("pets", "cats", "food"): "food"}
+
+
+def test_a_folder_without_the_pipeline_entry_still_decodes_hierarchically(hbgl_folder, tokenizer,
+                                                                          tmp_path: Path) -> None:
+    """A checkpoint written before models carried ``custom_pipelines`` is still an HBGL model: it is decoded by its
+    pipeline, not scored as a flat head through its ``AutoModelForSequenceClassification`` entry."""
+    model, folder = hbgl_folder
+    config = json.loads((folder / "config.json").read_text())
+    config.pop("custom_pipelines")
+    (folder / "config.json").write_text(json.dumps(config))
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
+    main(["--model", str(folder), "--input", str(source), "--output", str(tmp_path / "out.jsonl"),
+          "--hierarchy_consistent"])
+    assert_same(read_lines(tmp_path / "out.jsonl"), expected_lines(model, tokenizer, TEXTS, hierarchy_consistent=True))
+
+
+def test_hierarchy_consistent_on_a_flat_model_is_an_error(tiny_bert_config, toy_taxonomy, tokenizer,
+                                                         tmp_path: Path) -> None:
+    tiny_bert_config.num_labels = toy_taxonomy.num_labels
+    tiny_bert_config.problem_type = "multi_label_classification"
+    save_model_folder(BertForSequenceClassification(tiny_bert_config).eval(), tokenizer, tmp_path / "flat")
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"text": TEXTS[0]}) + "\n")
+    with pytest.raises(ValueError, match=r"--hierarchy_consistent: .* is a flat model"):
+        main(["--model", str(tmp_path / "flat"), "--input", str(source), "--output", str(tmp_path / "out.jsonl"),
+              "--hierarchy_consistent"])

@@ -4,13 +4,14 @@
     htc-predict --model me/my-hbgl --input my_dataset_folder --split test --text_column_name title,abstract \\
         --output predictions.jsonl --batch_size 64 --threshold 0.4 --hierarchy_consistent
 
-``--input``: a ``.jsonl``/``.json``/``.csv``/``.parquet`` file, or a dataset (a local dataset folder or a Hub id,
-read with ``datasets.load_dataset``; ``--split`` picks a split when it has several). Writes one JSON line per
-input row, in input order: ``{"text", "labels", "scores", "paths"}`` (selected labels by descending score, each
-with its root-to-label path). HBGL/HPT models are loaded with ``AutoModel`` and ``trust_remote_code`` (their own
-code, the package's model classes are not needed) and run through their ``hierarchical-text-classification``
-pipeline; a flat model (``AutoModelForSequenceClassification``) selects the labels whose sigmoid exceeds the
-threshold (its paths are ``[label]``: the hierarchy is not part of a flat model).
+``--input``: a ``.jsonl``/``.json``/``.csv``/``.parquet`` file, or a dataset (a local dataset folder, a
+``save_to_disk`` folder or a Hub id), read as htc-train reads it (CSV cells as text); ``--split`` picks a split
+when it has several. Writes one JSON line per input row, in input order: ``{"text", "labels", "scores", "paths"}``
+(selected labels by descending score, each with its root-to-label path). HBGL/HPT models are loaded with
+``AutoModel`` and ``trust_remote_code`` (their own code, the package's model classes are not needed) and run
+through their ``hierarchical-text-classification`` pipeline; a flat model (``AutoModelForSequenceClassification``)
+selects the labels whose sigmoid exceeds the threshold, shown like the hierarchical ones (bare name, root-to-label
+path) from the hierarchy htc-train keeps in its config (a flat model without one: paths ``[label]``).
 """
 
 from __future__ import annotations
@@ -22,15 +23,16 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import datasets
 import torch
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
+from ..data_sources import load_data_files, load_source
 from ..hub import PIPELINE_TASK, hierarchical_pipeline
+from ..taxonomy import Taxonomy
 
 logger = logging.getLogger(__name__)
-FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+HIERARCHICAL_TYPES = ("hbgl", "hpt")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -63,13 +65,10 @@ def read_texts(source: str, text_columns: Sequence[str], split: str | None = Non
                config_name: str | None = None, delimiter: str = " ") -> list[str]:
     """The texts of a data file or a dataset split; several columns are joined with ``delimiter``."""
     path = Path(source)
-    if path.is_file():
-        builder = FILE_BUILDERS.get(path.suffix.lower())
-        if builder is None:
-            raise ValueError(f"{path}: unsupported file type {path.suffix!r}; use {', '.join(FILE_BUILDERS)}")
-        data = datasets.load_dataset(builder, data_files=str(path), split="train")
+    if path.is_file():  # read as htc-train reads it (CSV cells as text)
+        data = load_data_files({"input": str(path)})["input"]
     else:
-        loaded = datasets.load_dataset(source, config_name)
+        loaded = load_source(source, config_name)
         if split is None and len(loaded) != 1:
             raise ValueError(f"{source} has the splits {', '.join(loaded)}; choose one with --split")
         if split is not None and split not in loaded:
@@ -89,8 +88,10 @@ def read_texts(source: str, text_columns: Sequence[str], split: str | None = Non
 
 
 def is_hierarchical(config) -> bool:
-    """A model with the hierarchical pipeline (HBGL, HPT); anything else is read as a flat multi-label head."""
-    return PIPELINE_TASK in (getattr(config, "custom_pipelines", None) or {})
+    """A model with the hierarchical pipeline (HBGL, HPT: by its registration or, for a folder saved before
+    models carried it, its ``model_type``); anything else is read as a flat multi-label head."""
+    registered = PIPELINE_TASK in (getattr(config, "custom_pipelines", None) or {})
+    return registered or config.model_type in HIERARCHICAL_TYPES
 
 
 def predict_hierarchical(model, tokenizer, texts: list[str], args: argparse.Namespace) -> Iterator[list[dict]]:
@@ -101,8 +102,15 @@ def predict_hierarchical(model, tokenizer, texts: list[str], args: argparse.Name
 
 
 def predict_flat(model, tokenizer, texts: list[str], args: argparse.Namespace) -> Iterator[list[dict]]:
-    """Per text, the labels whose sigmoid score exceeds the threshold (0.5 by default), highest first."""
+    """Per text, the labels whose sigmoid score exceeds the threshold (0.5 by default), highest first; with the
+    hierarchy in ``config.label_parents``, each shown by its bare name with its root-to-label path."""
+    if args.hierarchy_consistent:
+        raise ValueError(f"--hierarchy_consistent: {args.model} is a flat model ({model.config.model_type}), whose "
+                         "labels are scored on their own; it applies to HBGL/HPT models")
     threshold = 0.5 if args.threshold is None else args.threshold
+    parents = getattr(model.config, "label_parents", None)  # htc-train keeps the hierarchy of a flat model
+    names = [model.config.id2label[i] for i in range(len(model.config.id2label))]
+    taxonomy = Taxonomy.from_parents(names, parents) if parents else None
     limit = min(args.max_length or model.config.max_position_embeddings, model.config.max_position_embeddings)
     model.to(args.device or "cpu")
     for start in range(0, len(texts), args.batch_size):
@@ -112,8 +120,12 @@ def predict_flat(model, tokenizer, texts: list[str], args: argparse.Namespace) -
             probabilities = torch.sigmoid(model(**batch).logits.float()).cpu()
         for row in probabilities:
             chosen = sorted(torch.nonzero(row > threshold).flatten().tolist(), key=lambda i: -row[i].item())
-            names = [model.config.id2label[i] for i in chosen]
-            yield [{"label": n, "score": row[i].item(), "path": [n]} for n, i in zip(names, chosen, strict=True)]
+            if taxonomy is None:
+                yield [{"label": model.config.id2label[i], "score": row[i].item(), "path": [model.config.id2label[i]]}
+                       for i in chosen]
+            else:
+                yield [{"label": taxonomy.display_name(i), "score": row[i].item(), "path": taxonomy.path_names(i)}
+                       for i in chosen]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -117,8 +117,8 @@ class DataArguments:
                                         "named by split, or a save_to_disk folder), read with datasets.load_dataset"})
     dataset_config_name: str | None = field(default=None, metadata={"help": "the Hub dataset's configuration"})
     train_file: str | None = field(default=None, metadata={"help": "a .jsonl / .json / .csv / .parquet file"})
-    validation_file: str | None = field(default=None, metadata={"help": "the dev split, same format"})
-    test_file: str | None = field(default=None, metadata={"help": "the test split, same format"})
+    validation_file: str | None = field(default=None, metadata={"help": "the dev split (any of these formats)"})
+    test_file: str | None = field(default=None, metadata={"help": "the test split (any of these formats)"})
     dataset_dir: str | None = field(
         default=None, metadata={"help": "a folder with train/dev/test .jsonl|.csv + a taxonomy file (default: the "
                                         "embedded ICD-10-CM demo data when no other data is given); without a "
