@@ -399,7 +399,8 @@ def test_bert_without_token_types_marks_label_slots_with_the_vector(tiny_bert_co
                                                                        "num_attention_heads", "intermediate_size",
                                                                        "max_position_embeddings")},
                         type_vocab_size=1, vocab_size=VOCAB + taxonomy.num_labels, label_token_offset=VOCAB,
-                        id2label=dict(enumerate(taxonomy.labels)), label_parents=[list(p) for p in taxonomy.parents])
+                        id2label=dict(enumerate(taxonomy.labels)), label_parents=[list(p) for p in taxonomy.parents],
+                        cls_token_id=2, sep_token_id=3, mask_token_id=4)
     model = HBGLForHierarchicalClassification(config)
     assert model.label_type_embedding is not None
     ids, mask = padded_batch([5, 7])
