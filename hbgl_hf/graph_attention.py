@@ -1,0 +1,87 @@
+"""Attention restricted to the edges of a graph, in plain torch (no torch-geometric, no ``[N, N]`` matrix).
+
+HBGL's label-graph sequence (paper Eq. 2) lets each label attend to its parents, its children and itself only,
+so a dense ``[L + 2, L + 2]`` mask spends almost all of its attention work (and, under dropout, the CPU's
+``sdpa`` math path with its ``[B, heads, L, L]`` probability, dropout and mask tensors) on pairs that are masked
+out. Here the scores are computed for the ``E`` edges only and normalised per receiving position (a segment
+softmax): ``O(E)`` memory and time, the same probabilities as the masked dense softmax (masked entries have
+weight exactly 0 there).
+
+The function is registered as the attention implementation ``"hbgl_label_graph"`` of the ``transformers``
+attention interface, so any encoder that dispatches through ``ALL_ATTENTION_FUNCTIONS`` can run it: pass the
+edges as the keyword ``label_graph=(receivers, senders)``, indices into the ``B * N`` flattened positions
+(row ``b``'s position ``i`` is ``b * N + i``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AttentionInterface
+
+ATTENTION_NAME = "hbgl_label_graph"
+
+
+def segment_softmax(scores: torch.Tensor, segments: torch.Tensor, num_segments: int) -> torch.Tensor:
+    """Softmax of ``scores`` ``[E, ...]`` within each segment of rows (``segments`` ``[E]`` in
+    ``0 .. num_segments - 1``), with the segment's maximum subtracted first (as ``torch.softmax``). Returns
+    ``[E, ...]``."""
+    shape = (num_segments, *scores.shape[1:])
+    index = segments.view(-1, *([1] * (scores.dim() - 1))).expand_as(scores)
+    maximum = scores.new_full(shape, float("-inf")).scatter_reduce(0, index, scores.detach(), "amax")
+    exp = (scores - maximum.index_select(0, segments)).exp()
+    total = scores.new_zeros(shape).index_add(0, segments, exp)
+    return exp / total.index_select(0, segments)
+
+
+def edge_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, receivers: torch.Tensor,
+                   senders: torch.Tensor, scaling: float, dropout: float = 0.0, training: bool = False
+                   ) -> torch.Tensor:
+    """Scaled dot-product attention over an edge list.
+
+    Args:
+        query, key, value: ``[B, heads, N, d]`` (typically transposed views of ``[B, N, heads, d]`` projections:
+            they are read position-major without a copy).
+        receivers, senders: ``[E]`` indices into the ``B * N`` flattened positions: position ``receivers[e]``
+            attends to ``senders[e]``. Every position must receive at least one edge.
+        dropout: on the attention probabilities (as the encoder's own attention in train mode).
+    Returns: ``[B, N, heads, d]`` (the layout of ``transformers``' attention functions).
+    """
+    b, h, n, d = query.shape
+    q, k, v = (x.transpose(1, 2).reshape(b * n, h, d) for x in (query, key, value))  # [B * N, heads, d]
+    scores = (q.index_select(0, receivers) * k.index_select(0, senders)).sum(-1) * scaling  # [E, heads]
+    probabilities = F.dropout(segment_softmax(scores, receivers, b * n), dropout, training)
+    out = q.new_zeros(b * n, h, d).index_add(0, receivers, probabilities[..., None] * v.index_select(0, senders))
+    return out.view(b, n, h, d)
+
+
+def label_graph_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                          attention_mask: torch.Tensor | None, scaling: float | None = None, dropout: float = 0.0,
+                          label_graph: tuple[torch.Tensor, torch.Tensor] | None = None, **kwargs: object
+                          ) -> tuple[torch.Tensor, None]:
+    """The ``transformers`` attention-interface entry point of :func:`edge_attention` (the mask is unused)."""
+    if label_graph is None:
+        raise ValueError(f"attention '{ATTENTION_NAME}' needs the edges: call the encoder with label_graph=(r, s)")
+    if attention_mask is not None:
+        raise ValueError(f"attention '{ATTENTION_NAME}' takes its edges from label_graph, not an attention mask")
+    scaling = query.shape[-1] ** -0.5 if scaling is None else scaling
+    receivers, senders = label_graph
+    return edge_attention(query, key, value, receivers, senders, scaling, dropout, module.training), None
+
+
+AttentionInterface.register(ATTENTION_NAME, label_graph_attention)
+
+
+@contextlib.contextmanager
+def attention_implementation(config: object, name: str) -> Iterator[None]:
+    """Run the encoder with attention ``name`` inside the block (the config's own setting restored after)."""
+    previous = config._attn_implementation
+    config._attn_implementation = name
+    try:
+        yield
+    finally:
+        config._attn_implementation = previous
