@@ -90,8 +90,9 @@ class HBGLConfig(BertConfig):
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"HBGLConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if isinstance(self.cpt_max_labels, bool) or not isinstance(self.cpt_max_labels, int) or self.cpt_max_labels < 0:
-            raise ValueError(f"HBGLConfig.cpt_max_labels must be an integer >= 0 (0: no limit), got {self.cpt_max_labels!r}")
+        limit = self.cpt_max_labels
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValueError(f"HBGLConfig.cpt_max_labels must be an integer >= 0 (0: no limit), got {limit!r}")
         self._check_hierarchy()
 
     def _check_hierarchy(self) -> None:

@@ -38,10 +38,46 @@ def segment_softmax(scores: torch.Tensor, segments: torch.Tensor, num_segments: 
     return exp / total.index_select(0, segments)
 
 
+class _EdgeScores(torch.autograd.Function):
+    """``q [P, h, d], k [P, h, d]`` -> ``[E, h]`` dot products ``q[receivers] . k[senders]``; saves only ``q`` and
+    ``k`` (not the ``[E, h, d]`` gathers, which backward recomputes)."""
+
+    @staticmethod
+    def forward(ctx, q, k, receivers, senders):
+        ctx.save_for_backward(q, k, receivers, senders)
+        return (q.index_select(0, receivers) * k.index_select(0, senders)).sum(-1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        q, k, receivers, senders = ctx.saved_tensors
+        grad_q = torch.zeros_like(q).index_add_(0, receivers, grad[..., None] * k.index_select(0, senders))
+        grad_k = torch.zeros_like(k).index_add_(0, senders, grad[..., None] * q.index_select(0, receivers))
+        return grad_q, grad_k, None, None
+
+
+class _EdgeSum(torch.autograd.Function):
+    """``p [E, h], v [P, h, d]`` -> ``[P, h, d]``: ``out[i] = sum over edges (i <- j) of p_e v[j]``; saves ``p`` and
+    ``v`` only."""
+
+    @staticmethod
+    def forward(ctx, p, v, receivers, senders):
+        ctx.save_for_backward(p, v, receivers, senders)
+        return torch.zeros_like(v).index_add_(0, receivers, p[..., None] * v.index_select(0, senders))
+
+    @staticmethod
+    def backward(ctx, grad):
+        p, v, receivers, senders = ctx.saved_tensors
+        gathered = grad.index_select(0, receivers)  # [E, h, d]
+        grad_p = (gathered * v.index_select(0, senders)).sum(-1)
+        grad_v = torch.zeros_like(v).index_add_(0, senders, p[..., None] * gathered)
+        return grad_p, grad_v, None, None
+
+
 def edge_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, receivers: torch.Tensor,
                    senders: torch.Tensor, scaling: float, dropout: float = 0.0, training: bool = False
                    ) -> torch.Tensor:
-    """Scaled dot-product attention over an edge list.
+    """Scaled dot-product attention over an edge list. Memory: ``O(E * heads)`` kept for backward (the ``[E, heads,
+    d]`` gathers are recomputed there).
 
     Args:
         query, key, value: ``[B, heads, N, d]`` (typically transposed views of ``[B, N, heads, d]`` projections:
@@ -53,10 +89,9 @@ def edge_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, 
     """
     b, h, n, d = query.shape
     q, k, v = (x.transpose(1, 2).reshape(b * n, h, d) for x in (query, key, value))  # [B * N, heads, d]
-    scores = (q.index_select(0, receivers) * k.index_select(0, senders)).sum(-1) * scaling  # [E, heads]
+    scores = _EdgeScores.apply(q, k, receivers, senders) * scaling  # [E, heads]
     probabilities = F.dropout(segment_softmax(scores, receivers, b * n), dropout, training)
-    out = q.new_zeros(b * n, h, d).index_add(0, receivers, probabilities[..., None] * v.index_select(0, senders))
-    return out.view(b, n, h, d)
+    return _EdgeSum.apply(probabilities, v, receivers, senders).view(b, n, h, d)
 
 
 def label_graph_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,

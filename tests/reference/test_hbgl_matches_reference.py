@@ -148,7 +148,8 @@ def test_global_layout_matches_reference(name: str, self_attention: bool, segmen
     """Global stage input layout: LabelGraphPretrainer's ``positions`` and ``graph_mask``, and the position ids,
     token types and attention it hands BERT, equal the reference's ``global_stage_layout`` (Eq. 1-2) for
     cpt_self_attention x cpt_segment_id, on real taxonomies and a DAG: under ``cpt_attention="dense"`` the
-    (eager, additive) mask, under ``"edges"`` (default) an edge list whose pairs are exactly the mask's True entries."""
+    (eager, additive) mask, under ``"edges"`` (default) an edge list whose pairs are exactly the mask's True
+    entries."""
     tax = taxonomy(name)
     layout = ref.global_stage_layout(parents_of(tax), self_attention, segment_id)
     width = tax.num_labels + 2
