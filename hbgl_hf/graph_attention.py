@@ -23,19 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AttentionInterface
 
+from .hierarchy_index import segment_softmax
+
 ATTENTION_NAME = "hbgl_label_graph"
-
-
-def segment_softmax(scores: torch.Tensor, segments: torch.Tensor, num_segments: int) -> torch.Tensor:
-    """Softmax of ``scores`` ``[E, ...]`` within each segment of rows (``segments`` ``[E]`` in
-    ``0 .. num_segments - 1``), with the segment's maximum subtracted first (as ``torch.softmax``). Returns
-    ``[E, ...]``."""
-    shape = (num_segments, *scores.shape[1:])
-    index = segments.view(-1, *([1] * (scores.dim() - 1))).expand_as(scores)
-    maximum = scores.new_full(shape, float("-inf")).scatter_reduce(0, index, scores.detach(), "amax")
-    exp = (scores - maximum.index_select(0, segments)).exp()
-    total = scores.new_zeros(shape).index_add(0, segments, exp)
-    return exp / total.index_select(0, segments)
 
 
 class _EdgeScores(torch.autograd.Function):

@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .graph_attention import ATTENTION_NAME, attention_implementation
-from .masks import label_graph_mask, parent_links, to_backend_mask
+from .hierarchy_index import parent_links
+from .masks import label_graph_mask, to_backend_mask
 
 
 def sibling_group_keys(label_parents: Sequence[Sequence[int]], mode: str = "intended",
@@ -118,7 +119,7 @@ def sample_label_subset(generator: torch.Generator, max_labels: int, parents: Se
 
 
 def sequence_edges(slots: torch.Tensor, links: torch.Tensor, self_attention: bool) -> torch.Tensor:
-    """``[B, n]`` label id per slot (``-1``: padding) and the ``[2, P]`` :func:`~.masks.parent_links` -> ``[2, E]``
+    """``[B, n]`` label id per slot (``-1``: padding) and the ``[2, P]`` :func:`parent_links` -> ``[2, E]``
     ``(receiver, sender)`` indices into the ``B * (n + 2)`` flattened positions of ``[CLS] slots [SEP]`` rows:
     the label graph of each row's labels (Eq. 2: parent-child links both ways, a top-level label and [CLS]; self
     loops when ``self_attention``); [SEP] and padding slots see only themselves and nobody sees them."""

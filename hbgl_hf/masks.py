@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 import torch
 
+from .hierarchy_index import parent_links
+
 
 def label_graph_mask(label_parents: Sequence[Sequence[int]], self_attention: bool = True) -> torch.Tensor:
     """``[L + 2, L + 2]`` mask over ``[CLS] label_0 ... label_{L-1} [SEP]`` (Eq. 2).
@@ -33,13 +35,6 @@ def label_graph_mask(label_parents: Sequence[Sequence[int]], self_attention: boo
         mask.fill_diagonal_(True)
     mask[n + 1, n + 1] = True
     return mask
-
-
-def parent_links(label_parents: Sequence[Sequence[int]]) -> torch.Tensor:
-    """``[2, P]`` long: one column ``(child, parent)`` per parent link; a top-level label links to ``-1`` (the root,
-    i.e. [CLS])."""
-    pairs = [(child, parent) for child, parents in enumerate(label_parents) for parent in (parents or [-1])]
-    return torch.tensor(pairs, dtype=torch.long).reshape(-1, 2).T.contiguous()
 
 
 def label_graph_edges(label_parents: Sequence[Sequence[int]], self_attention: bool = True) -> torch.Tensor:

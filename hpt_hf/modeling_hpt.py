@@ -26,7 +26,8 @@ from transformers.models.bert.modeling_bert import BertPredictionHeadTransform
 from transformers.utils import ModelOutput
 
 from .configuration_hpt import HPTConfig
-from .graph import GraphAttentionLayer, HierarchyInjection, hierarchy_adjacency
+from .graph import GraphAttentionLayer, HierarchyInjection, hierarchy_edges
+from .hierarchy_index import any_parent_selected, parent_links
 from .losses import zmlce
 from .template import build_prompt_inputs, right_align_padding, template_token_ids
 
@@ -128,17 +129,14 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
     def _build_indices(self, device: torch.device) -> dict[str, torch.Tensor]:
         config = self.config
         levels = torch.tensor(config.label_levels, dtype=torch.long, device=device)
-        parents = torch.zeros(config.num_labels, config.num_labels, device=device)  # P[child, parent] = 1
-        for child, ids in enumerate(config.label_parents):
-            parents[child, list(ids)] = 1.0
         return {
             "label_levels": levels,
             "depth_groups": levels[None, :] == torch.arange(1, self.depth + 1, device=device)[:, None],
-            "adjacency": hierarchy_adjacency(config.label_parents, config.label_levels,
-                                             directed=config.graph_edges == "parent_to_child").to(device),
+            "adjacency": hierarchy_edges(config.label_parents, config.label_levels,  # [2, E] edge list
+                                         directed=config.graph_edges == "parent_to_child").to(device),
             "template": torch.tensor(template_token_ids(config.virtual_token_ids, config.pred_token_id,
                                                         config.sep_token_id), device=device),
-            "parent_matrix": parents,
+            "parent_links": parent_links(config.label_parents, root=None).to(device),  # [2, P] (child, parent)
         }
 
     @property
@@ -339,8 +337,8 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
         probabilities = torch.sigmoid(logits)
         selected = logits > math.log(threshold) - math.log1p(-threshold)
         if consistent:
-            parent_matrix = self._indices()["parent_matrix"]
+            links = self._indices()["parent_links"]
             for level in range(2, self.depth + 1):
-                has_parent = (selected.to(parent_matrix.dtype) @ parent_matrix.T) > 0
+                has_parent = any_parent_selected(selected, links)
                 selected &= (self.label_levels != level)[None, :] | has_parent
         return HPTDecodeOutput(probabilities=probabilities, selected=selected, logits=logits)

@@ -26,7 +26,7 @@ def _as_bool(matrix: object, name: str) -> np.ndarray:
     arr = np.asarray(matrix)
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a 2-D multi-hot matrix [num_samples, num_labels], got shape {arr.shape}")
-    return arr != 0
+    return arr if arr.dtype == np.bool_ else arr != 0  # no copy of what is already boolean
 
 
 def _check_pair(y_true: object, y_pred: object) -> tuple[np.ndarray, np.ndarray]:
@@ -65,18 +65,27 @@ def micro_macro_f1(y_true: object, y_pred: object, columns: np.ndarray | None = 
     }
 
 
-def _closure_matrix(taxonomy: Taxonomy) -> np.ndarray:
-    """``A[i, j]`` is True when ``j`` is ``i`` or an ancestor of ``i``: ``[L, L]``."""
-    closure = np.eye(taxonomy.num_labels, dtype=bool)
-    for i, ancestors in enumerate(taxonomy.ancestors):
-        closure[i, list(ancestors)] = True
-    return closure
+def _ancestor_index(taxonomy: Taxonomy) -> tuple[np.ndarray, np.ndarray]:
+    """CSR form of the strict ancestor sets: label ``i``'s ancestors are ``indices[indptr[i]:indptr[i + 1]]``
+    (``O(L * depth)``, where a dense closure matrix is ``O(L^2)``)."""
+    sizes = np.fromiter((len(a) for a in taxonomy.ancestors), dtype=np.int64, count=taxonomy.num_labels)
+    indptr = np.concatenate([[0], np.cumsum(sizes)])
+    indices = np.fromiter((j for a in taxonomy.ancestors for j in sorted(a)), dtype=np.int64, count=int(indptr[-1]))
+    return indptr, indices
 
 
 def ancestor_augment(matrix: object, taxonomy: Taxonomy) -> np.ndarray:
-    """Add every ancestor of each positive label: ``[N, L]`` -> ``[N, L]`` bool."""
+    """Add every ancestor of each positive label: ``[N, L]`` -> ``[N, L]`` bool (sparse: each positive entry
+    adds its ancestors' entries)."""
     m = _as_bool(matrix, "matrix")
-    return (m.astype(np.int64) @ _closure_matrix(taxonomy).astype(np.int64)) > 0
+    indptr, indices = _ancestor_index(taxonomy)
+    rows, labels = np.nonzero(m)
+    counts = indptr[labels + 1] - indptr[labels]
+    starts = np.repeat(indptr[labels] - np.cumsum(counts) + counts, counts)  # per added entry: its label's start
+    columns = indices[starts + np.arange(int(counts.sum()))]
+    out = m.copy()
+    out[np.repeat(rows, counts), columns] = True
+    return out
 
 
 def hierarchical_prf(y_true: object, y_pred: object, taxonomy: Taxonomy) -> dict[str, float]:
@@ -105,10 +114,13 @@ def inconsistency_rate(y_pred: object, taxonomy: Taxonomy) -> float:
     predicted label; 0 when nothing is predicted.
     """
     pred = _as_bool(y_pred, "y_pred")
-    orphans = 0
-    for label, parents in enumerate(taxonomy.parents):
-        if parents:
-            orphans += int((pred[:, label] & ~pred[:, list(parents)].any(1)).sum())
+    children = np.fromiter((c for c, ps in enumerate(taxonomy.parents) for _ in ps), dtype=np.int64)
+    parents = np.fromiter((p for ps in taxonomy.parents for p in ps), dtype=np.int64)
+    if not len(children):
+        return 0.0
+    with_parents, starts = np.unique(children, return_index=True)  # children are sorted: one run per label
+    parent_hit = np.logical_or.reduceat(pred[:, parents], starts, axis=1)  # [N, labels with parents]
+    orphans = int((pred[:, with_parents] & ~parent_hit).sum())
     return float(_div(orphans, pred.sum()))
 
 

@@ -42,7 +42,7 @@ def label_name(code: str) -> str:
 
 
 def build(depth: int, out: Path, chapters: list[str] | None = None) -> dict:
-    """Write ``taxonomy.json``, ``{train,dev,test}.jsonl`` and ``MANIFEST.json`` of the cut at ``depth`` into ``out``."""
+    """Write ``taxonomy.json``, ``{train,dev,test}.jsonl`` and ``MANIFEST.json`` of the cut at ``depth`` to ``out``."""
     if not 1 <= depth <= 7:
         raise ValueError(f"ICD-10-CM has 7 levels: --depth must be in 1..7, got {depth}")
     codes = [c for c in dict.fromkeys(cm.get_all_codes(True))  # a one-category block shares its category's code:
