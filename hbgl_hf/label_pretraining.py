@@ -103,11 +103,11 @@ def sample_label_subset(generator: torch.Generator, max_labels: int, parents: Se
     sibling leaves share targets, Eq. 4), every one with all of its ancestors so that no label loses its path to the
     root; a label whose closure does not fit any more is skipped."""
     chosen: set[int] = set()
+    misses = 0  # seeds in a row that added nothing: the budget is (nearly) full, stop rather than scan all L
     for seed in torch.randperm(len(parents), generator=generator).tolist():
-        if len(chosen) >= max_labels:
+        if len(chosen) >= max_labels or misses >= 64:
             break
-        if seed in chosen:
-            continue
+        size = len(chosen)
         family = [seed, *(c for p in parents[seed] for c in children[p]), *children[seed]]
         for label in family:
             if label in chosen:
@@ -115,6 +115,7 @@ def sample_label_subset(generator: torch.Generator, max_labels: int, parents: Se
             closure = {label, *ancestors[label]} - chosen
             if len(chosen) + len(closure) <= max_labels:
                 chosen |= closure
+        misses = 0 if len(chosen) > size else misses + 1
     return sorted(chosen)
 
 
