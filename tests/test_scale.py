@@ -229,3 +229,10 @@ def test_sparse_metrics_equal_former_dense_products(name: str, toy_taxonomy: Tax
     assert metrics["hier_precision"] == pytest.approx(right / aug_p.sum())
     assert metrics["hier_recall"] == pytest.approx(right / aug_g.sum())
     assert 0 < metrics["inconsistency_rate"] < 1
+
+
+@pytest.mark.parametrize(("field", "value"), [("cpt_max_labels", -1), ("cpt_max_labels", 1.5),
+                                              ("cpt_max_labels", True), ("cpt_attention", "sparse")])
+def test_scale_config_values_are_checked(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=field):
+        HBGLConfig(id2label={0: "a"}, label_parents=[[]], **{field: value})
