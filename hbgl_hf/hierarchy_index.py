@@ -37,3 +37,15 @@ def segment_softmax(scores: torch.Tensor, segments: torch.Tensor, num_segments: 
     exp = (scores - maximum.index_select(0, segments)).exp()
     total = scores.new_zeros(shape).index_add(0, segments, exp)
     return exp / total.index_select(0, segments)
+
+
+def word_piece_rows(tokenizer: object, texts: Sequence[str], table: torch.Tensor, mode: str = "mean",
+                    add_special_tokens: bool = False) -> torch.Tensor:
+    """``[len(texts), H]``: per text, the mean (or ``mode="sum"``) of its word pieces' rows of ``table`` (a text
+    without pieces: the unknown token). One batched tokenizer call and one ``embedding_bag``: the same rows as a
+    per-label loop, in seconds at 100k labels."""
+    pieces = tokenizer(list(texts), add_special_tokens=add_special_tokens)["input_ids"]
+    pieces = [ids or [tokenizer.unk_token_id] for ids in pieces]
+    offsets = torch.tensor([0, *[len(ids) for ids in pieces[:-1]]], dtype=torch.long).cumsum(0)
+    flat = torch.tensor([i for ids in pieces for i in ids], dtype=torch.long, device=table.device)
+    return torch.nn.functional.embedding_bag(flat, table, offsets.to(table.device), mode=mode)

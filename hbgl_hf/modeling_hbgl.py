@@ -22,7 +22,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_hbgl import HBGLConfig
 from .decoding_cache import decoding_cache
-from .hierarchy_index import any_parent_selected, parent_links
+from .hierarchy_index import any_parent_selected, parent_links, word_piece_rows
 from .label_pretraining import LabelGraphPretrainer, stage_rows
 from .masks import decoding_mask, local_hierarchy_mask, to_backend_mask
 
@@ -203,11 +203,8 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
             model.cls.bias.zero_()
             model.cls.bias[:base_vocab] = mlm.cls.predictions.bias.detach()
             descriptions = label_descriptions or [name.rsplit("/", 1)[-1] for name in label_names]
-            for i, text in enumerate(descriptions):
-                pieces = tokenizer(text, add_special_tokens=False)["input_ids"] or [tokenizer.unk_token_id]
-                rows = base_embeddings[pieces]
-                init = rows.mean(0) if config.label_init == "mean" else rows.sum(0)
-                model.bert.embeddings.word_embeddings.weight[base_vocab + i] = init
+            model.bert.embeddings.word_embeddings.weight[base_vocab:] = word_piece_rows(
+                tokenizer, descriptions, base_embeddings, config.label_init)
         model.tie_weights()
         return model
 

@@ -27,7 +27,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_hpt import HPTConfig
 from .graph import GraphAttentionLayer, HierarchyInjection, hierarchy_edges
-from .hierarchy_index import any_parent_selected, parent_links
+from .hierarchy_index import any_parent_selected, parent_links, word_piece_rows
 from .losses import zmlce
 from .template import build_prompt_inputs, right_align_padding, template_token_ids
 
@@ -192,9 +192,8 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
             model.cls.bias[:base_vocab] = mlm.cls.predictions.bias.detach()
             names = label_descriptions or [name.rsplit("/", 1)[-1] for name in label_names]
             with_special = config.label_init == "mean_with_special"
-            for i, name in enumerate(names):
-                pieces = tokenizer(name, add_special_tokens=with_special)["input_ids"] or [tokenizer.unk_token_id]
-                table[base_vocab + i] = word_rows[pieces].mean(0)
+            table[base_vocab : base_vocab + len(names)] = word_piece_rows(tokenizer, names, word_rows, "mean",
+                                                                          with_special)
             table[config.virtual_token_ids] = torch.randn(config.depth, config.hidden_size) * config.initializer_range
             table[config.pred_token_id] = word_rows[tokenizer.mask_token_id]
         model.tie_weights()
