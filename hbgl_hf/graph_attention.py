@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AttentionInterface
 
-from .hierarchy_index import segment_softmax
+from .hierarchy_index import edge_sum, segment_softmax
 
 ATTENTION_NAME = "hbgl_label_graph"
 
@@ -45,24 +45,6 @@ class _EdgeScores(torch.autograd.Function):
         return grad_q, grad_k, None, None
 
 
-class _EdgeSum(torch.autograd.Function):
-    """``p [E, h], v [P, h, d]`` -> ``[P, h, d]``: ``out[i] = sum over edges (i <- j) of p_e v[j]``; saves ``p`` and
-    ``v`` only."""
-
-    @staticmethod
-    def forward(ctx, p, v, receivers, senders):
-        ctx.save_for_backward(p, v, receivers, senders)
-        return torch.zeros_like(v).index_add_(0, receivers, p[..., None] * v.index_select(0, senders))
-
-    @staticmethod
-    def backward(ctx, grad):
-        p, v, receivers, senders = ctx.saved_tensors
-        gathered = grad.index_select(0, receivers)  # [E, h, d]
-        grad_p = (gathered * v.index_select(0, senders)).sum(-1)
-        grad_v = torch.zeros_like(v).index_add_(0, senders, p[..., None] * gathered)
-        return grad_p, grad_v, None, None
-
-
 def edge_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, receivers: torch.Tensor,
                    senders: torch.Tensor, scaling: float, dropout: float = 0.0, training: bool = False
                    ) -> torch.Tensor:
@@ -81,7 +63,7 @@ def edge_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, 
     q, k, v = (x.transpose(1, 2).reshape(b * n, h, d) for x in (query, key, value))  # [B * N, heads, d]
     scores = _EdgeScores.apply(q, k, receivers, senders) * scaling  # [E, heads]
     probabilities = F.dropout(segment_softmax(scores, receivers, b * n), dropout, training)
-    return _EdgeSum.apply(probabilities, v, receivers, senders).view(b, n, h, d)
+    return edge_sum(probabilities, v, receivers, senders).view(b, n, h, d)
 
 
 def label_graph_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,

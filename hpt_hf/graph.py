@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .hierarchy_index import segment_softmax
+from .hierarchy_index import edge_sum, segment_softmax
 
 
 def hierarchy_adjacency(label_parents: list[list[int]], label_levels: list[int],
@@ -96,8 +96,7 @@ class GraphAttentionLayer(nn.Module):
         else:
             receivers, senders = adjacency
             weights = segment_softmax(F.leaky_relu(target[receivers] + source[senders], 0.2), receivers, len(nodes))
-            attended = torch.zeros_like(projected).index_add(0, receivers, weights[:, None] * projected[senders])
-            attended = attended + self.bias
+            attended = edge_sum(weights, projected, receivers, senders) + self.bias
         return self.layer_norm(nodes + self.dropout(attended))
 
 

@@ -49,3 +49,28 @@ def word_piece_rows(tokenizer: object, texts: Sequence[str], table: torch.Tensor
     offsets = torch.tensor([0, *[len(ids) for ids in pieces[:-1]]], dtype=torch.long).cumsum(0)
     flat = torch.tensor([i for ids in pieces for i in ids], dtype=torch.long, device=table.device)
     return torch.nn.functional.embedding_bag(flat, table, offsets.to(table.device), mode=mode)
+
+
+class _EdgeSum(torch.autograd.Function):
+    """``p [E, *], v [N, *, d]`` -> ``[N, *, d]``: ``out[i] = sum over edges (i <- j) of p_e v[j]``; keeps ``p`` and
+    ``v`` for backward, not the ``[E, *, d]`` gather (which is most of the memory when E is several times N)."""
+
+    @staticmethod
+    def forward(ctx, p, v, receivers, senders):
+        ctx.save_for_backward(p, v, receivers, senders)
+        return torch.zeros_like(v).index_add_(0, receivers, p[..., None] * v.index_select(0, senders))
+
+    @staticmethod
+    def backward(ctx, grad):
+        p, v, receivers, senders = ctx.saved_tensors
+        gathered = grad.index_select(0, receivers)  # [E, h, d]
+        grad_p = (gathered * v.index_select(0, senders)).sum(-1)
+        grad_v = torch.zeros_like(v).index_add_(0, senders, p[..., None] * gathered)
+        return grad_p, grad_v, None, None
+
+
+def edge_sum(weights: torch.Tensor, values: torch.Tensor, receivers: torch.Tensor,
+             senders: torch.Tensor) -> torch.Tensor:
+    """Weighted sum of each receiver's incoming messages: ``weights`` ``[E, *]``, ``values`` ``[N, *, d]`` ->
+    ``[N, *, d]`` (:class:`_EdgeSum`)."""
+    return _EdgeSum.apply(weights, values, receivers, senders)
