@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -76,7 +75,9 @@ def main() -> None:
         step = stage_step(model, args.child, args.batch_size)
         for _ in range(2):
             step()
-        print(json.dumps({"peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
+        with open("/proc/self/status") as f:  # VmHWM: reset at exec (ru_maxrss is inherited from the parent)
+            peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 2**20
+        print(json.dumps({"peak_gib": peak}))
         return
     with open("/proc/loadavg") as f:
         load_start = " ".join(f.read().split()[:3])

@@ -28,7 +28,14 @@ from hbgl_hf.label_pretraining import (
 )
 from hbgl_hf.masks import label_graph_edges, label_graph_mask
 from hpt_hf.graph import HierarchyInjection, hierarchy_adjacency, hierarchy_edges
-from htc_tools.metrics import ancestor_augment, hierarchical_metrics, inconsistency_rate
+from htc_tools.metrics import (
+    ancestor_augment,
+    hierarchical_metrics,
+    hierarchical_prf,
+    inconsistency_rate,
+    micro_macro_f1,
+    per_level_f1,
+)
 from htc_tools.taxonomy import Taxonomy, load_taxonomy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -229,6 +236,11 @@ def test_sparse_metrics_equal_former_dense_products(name: str, toy_taxonomy: Tax
     assert metrics["hier_precision"] == pytest.approx(right / aug_p.sum())
     assert metrics["hier_recall"] == pytest.approx(right / aug_g.sum())
     assert 0 < metrics["inconsistency_rate"] < 1
+    # the sparse one-pass hierarchical_metrics == the separate (matrix) functions
+    separate = {**micro_macro_f1(gold, pred), **hierarchical_prf(gold, pred, tax), **per_level_f1(gold, pred, tax),
+                "inconsistency_rate": inconsistency_rate(pred, tax)}
+    assert metrics.keys() == separate.keys()
+    assert all(metrics[k] == pytest.approx(separate[k], abs=1e-12) for k in separate)
 
 
 @pytest.mark.parametrize(("field", "value"), [("cpt_max_labels", -1), ("cpt_max_labels", 1.5),
