@@ -5,7 +5,7 @@ length 128: time, peak RSS), decoding a batch of 32 (time, peak RSS); HBGL's lab
 its own (batch ``--pretrain_batch``, its time and peak RSS); metrics over 1,000 texts per point. Writes
 benchmarks/results/scale.json, benchmarks/results/scale.png and the "scale" section of BENCHMARKS.md.
 
-    pip install simple-icd-10-cm matplotlib
+    pip install ".[scale]"   # simple-icd-10-cm, matplotlib
     python benchmarks/scale.py --depths demo 3 4 7
 
 ``demo`` is the shipped examples/data/icd10cm (108 labels); a number K is the cut at depth K, built on demand
