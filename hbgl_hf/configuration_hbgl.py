@@ -38,6 +38,8 @@ from dataclasses import field
 
 from transformers import BertConfig
 
+LEVELS_CACHE = "_label_levels_cache"  # (label_parents object, its length, levels)
+
 
 class HBGLConfig(BertConfig):
     """``vocab_size`` includes the ``num_labels`` label rows appended at ``label_token_offset``.
@@ -47,6 +49,12 @@ class HBGLConfig(BertConfig):
         label_parents: per label id, its parent ids (empty for top-level labels; several for a DAG).
         label_token_offset: id of the first label row in the word-embedding table (the base vocab size).
         sep_token_id, mask_token_id, cls_token_id: the encoder vocabulary's special tokens.
+        cpt_attention: how the global stage's label-graph sequence attends (same result): ``"edges"`` (default) along
+            the graph's edge list, ``O(L)``; ``"dense"`` through the encoder's own attention with an
+            ``[L + 2, L + 2]`` mask (Eq. 2 as written; ``O(L^2)``).
+        cpt_max_labels: the most labels one global-stage sequence holds. A taxonomy that fits is one whole-graph
+            sequence (Alg. 1); a larger one is trained on sampled ancestor-closed sub-graphs of this many labels
+            (beyond the paper's scale, see the README). ``0``: always the whole graph.
         hierarchy_consistent: decode a label only when one of its parents was selected.
         decode_threshold: probability threshold of Eq. 11-12, applied to the scores as ``score > logit(t)`` so
             that no precision is lost in a rounded probability (bf16).
@@ -65,6 +73,8 @@ class HBGLConfig(BertConfig):
     cpt_target_mode: str = "intended"
     cpt_mask_ratio_min: float = 0.15
     cpt_mask_ratio_max: float = 0.45
+    cpt_attention: str = "edges"
+    cpt_max_labels: int = 512
     loss_columns: str = "level"
     empty_level_input: str = "sep"
     decoding: str = "paper"
@@ -81,10 +91,14 @@ class HBGLConfig(BertConfig):
         super().__post_init__(**kwargs)
         choices = {"label_init": ("mean", "sum"), "cpt_target_mode": ("intended", "hbgl_shifted"),
                    "loss_columns": ("level", "all"), "empty_level_input": ("sep", "zero"),
-                   "decoding": ("paper", "stop_at_empty", "authors"), "loss_reduction": ("example", "batch")}
+                   "decoding": ("paper", "stop_at_empty", "authors"), "loss_reduction": ("example", "batch"),
+                   "cpt_attention": ("edges", "dense")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"HBGLConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        limit = self.cpt_max_labels
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValueError(f"HBGLConfig.cpt_max_labels must be an integer >= 0 (0: no limit), got {limit!r}")
         self._check_hierarchy()
 
     def _check_hierarchy(self) -> None:
@@ -119,14 +133,26 @@ class HBGLConfig(BertConfig):
     # ------------------------------------------------------------- hierarchy bookkeeping
     @property
     def label_levels(self) -> list[int]:
-        """1-based level per label: one below its deepest parent (ids are level-major)."""
+        """1-based level per label: one below its deepest parent (ids are level-major).
+
+        Derived once per ``label_parents`` list (a Python pass over 98.5k labels on every access made each use
+        ``O(L)``): assigning a new ``label_parents`` recomputes it; edit a hierarchy by assigning, not in place.
+        """
+        cached = self.__dict__.get(LEVELS_CACHE)
+        if cached is not None and cached[0] is self.label_parents and cached[1] == len(self.label_parents):
+            return cached[2]
         levels: list[int] = []
         for i, parents in enumerate(self.label_parents):
             if any(p >= i for p in parents):
                 raise ValueError(f"label {i} ({self.id2label[i]!r}) has a parent with an id >= its own; "
                                  "ids must be level-major (parents first)")
             levels.append(1 + max((levels[p] for p in parents), default=0))
+        self.__dict__[LEVELS_CACHE] = (self.label_parents, len(self.label_parents), levels)
         return levels
+
+    def _remove_keys_not_serialized(self, d: dict) -> None:
+        super()._remove_keys_not_serialized(d)
+        d.pop(LEVELS_CACHE, None)  # a cache, not a setting
 
     @property
     def depth(self) -> int:

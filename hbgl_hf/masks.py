@@ -1,6 +1,7 @@
 """Attention masks of HBGL, built as boolean "may attend" matrices (True = attend).
 
-* :func:`label_graph_mask`: the global stage's label-graph mask (paper Eq. 2).
+* :func:`label_graph_mask`: the global stage's label-graph mask (paper Eq. 2); :func:`parent_links` and
+  :func:`label_graph_edges`: the same graph as an edge list, ``O(L)`` (what the global stage runs on).
 * :func:`local_hierarchy_mask`: the local stage's seq2seq mask over ``[text | gold slots | mask slots]``
   (paper §4.2, Fig. 1; UniLM pseudo-masking as in the authors' code).
 * :func:`decoding_mask`: the same rule for ``[text | fed slots | one mask slot]`` at inference (Eq. 10).
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 import torch
 
 from .encoder_backbone import to_backend_mask  # noqa: F401  (the one conversion, shared with the encoders)
+from .hierarchy_index import parent_links
 
 
 def label_graph_mask(label_parents: Sequence[Sequence[int]], self_attention: bool = True) -> torch.Tensor:
@@ -34,6 +36,21 @@ def label_graph_mask(label_parents: Sequence[Sequence[int]], self_attention: boo
         mask.fill_diagonal_(True)
     mask[n + 1, n + 1] = True
     return mask
+
+
+def label_graph_edges(label_parents: Sequence[Sequence[int]], self_attention: bool = True) -> torch.Tensor:
+    """``[2, E]`` long ``(receiver, sender)`` positions of the True entries of :func:`label_graph_mask`, in the same
+    row-major order (``label_graph_mask(...).nonzero().T``), built in ``O(L)``: each parent link both ways,
+    self-loops when ``self_attention``, and [SEP] (position ``L + 1``) to itself."""
+    n = len(label_parents)
+    links = parent_links(label_parents) + 1  # positions: label i at i + 1, the root ([CLS]) at 0
+    pairs = [links, links.flip(0)]
+    if self_attention:
+        pairs.append(torch.arange(n + 2).expand(2, -1))
+    else:
+        pairs.append(torch.full((2, 1), n + 1))
+    edges = torch.unique(torch.cat(pairs, dim=1), dim=1)  # sorted by receiver, then sender; duplicates dropped
+    return edges
 
 
 def local_hierarchy_mask(text_mask: torch.Tensor, slot_mask: torch.Tensor) -> torch.Tensor:

@@ -37,6 +37,7 @@ from .encoder_backbone import (
     word_embeddings,
 )
 from .hierarchical_pipeline import pipeline_registration
+from .hierarchy_index import any_parent_selected, parent_links, word_piece_rows
 from .label_pretraining import LabelGraphPretrainer, stage_rows
 from .masks import decoding_mask, local_hierarchy_mask, to_backend_mask
 
@@ -159,9 +160,6 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         offset, num_labels, t = config.label_token_offset, config.num_labels, self.num_level_slots
         columns = torch.arange(offset, offset + num_labels, device=device)
         levels = torch.tensor(config.label_levels, dtype=torch.long, device=device)
-        parents = torch.zeros(num_labels, num_labels, device=device)  # P[child, parent] = 1
-        for child, ids in enumerate(config.label_parents):
-            parents[child, list(ids)] = 1.0
         # [T, 1 + L] columns each mask slot is scored on ([SEP] + labels): Eq. 8 ("level") keeps level
         # j's labels, the authors' code ("all") every label.
         if config.loss_columns == "all":
@@ -174,7 +172,7 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
             "level_mask": levels[None, :] == torch.arange(1, self.depth + 1, device=device)[:, None],  # [D, L]
             "label_columns": columns,
             "head_columns": torch.cat([torch.tensor([config.sep_token_id], device=device), columns]),
-            "parent_matrix": parents,
+            "parent_links": parent_links(config.label_parents, root=None).to(device),  # [2, P] (child, parent)
             "column_mask": column_mask,
         }
 
@@ -248,11 +246,8 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
             model.cls.bias.zero_()
             model.cls.bias[:base_vocab] = head_bias
             descriptions = label_descriptions or [name.rsplit("/", 1)[-1] for name in label_names]
-            for i, text in enumerate(descriptions):
-                pieces = tokenizer(text, add_special_tokens=False)["input_ids"] or [tokenizer.unk_token_id]
-                rows = base_embeddings[pieces]
-                init = rows.mean(0) if config.label_init == "mean" else rows.sum(0)
-                model.get_input_embeddings().weight[base_vocab + i] = init
+            model.get_input_embeddings().weight[base_vocab:] = word_piece_rows(
+                tokenizer, descriptions, base_embeddings, config.label_init)
         model.tie_weights()
         return model
 
@@ -298,8 +293,8 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
     def _check_ancestor_closed(self, labels: torch.Tensor) -> None:
         """Raise when a gold label below the top level has no gold parent: the gold levels must form the path
         1..k (its stop slot and per-level targets follow from them). One host sync per labelled batch."""
-        parent_hits = labels.to(self.dtype) @ self._indices()["parent_matrix"].T  # [B, L] gold parents per label
-        orphans = labels.bool() & (self.label_levels > 1)[None, :] & (parent_hits == 0)
+        has_parent = any_parent_selected(labels.bool(), self._indices()["parent_links"])  # [B, L]
+        orphans = labels.bool() & (self.label_levels > 1)[None, :] & ~has_parent
         if orphans.any():
             row, column = (int(i) for i in orphans.nonzero()[0])
             raise ValueError(f"labels must be closed under ancestors, but row {row} has label {column} "
@@ -453,7 +448,7 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         # [steps, L]: the labels each step may fire: its columns (paper), every label (authors)
         candidates = torch.ones_like(self.column_mask[:, 1:]) if authors else self.column_mask[: self.depth, 1:]
         num_steps = candidates.shape[0]
-        level_mask, parent_matrix = self._indices()["level_mask"], self._indices()["parent_matrix"]
+        level_mask, links = self._indices()["level_mask"], self._indices()["parent_links"]
         top_level = self.label_levels == 1
         score_columns = self.head_columns if authors else self.label_columns
 
@@ -489,7 +484,7 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
                 alive = active
             fires = (scores > score_threshold) & candidates[k] & alive[:, None]
             if consistent:
-                has_parent = (selected.to(scores.dtype) @ parent_matrix.T) > 0
+                has_parent = any_parent_selected(selected, links)
                 fires &= has_parent | top_level[None, :]
             if authors:  # a label may fire at any step: keep its highest score over the steps that ran
                 logits = torch.where(alive[:, None], torch.maximum(logits, scores), logits)

@@ -33,6 +33,8 @@ from dataclasses import field
 
 from transformers import BertConfig
 
+LEVELS_CACHE = "_label_levels_cache"  # (label_parents object, its length, levels)
+
 
 class HPTConfig(BertConfig):
     """``vocab_size`` includes the prompt rows appended at ``label_token_offset``: ``num_labels`` label words,
@@ -126,14 +128,26 @@ class HPTConfig(BertConfig):
     # ------------------------------------------------------------- hierarchy bookkeeping
     @property
     def label_levels(self) -> list[int]:
-        """1-based level (HPT's "layer") per label: one below its deepest parent (ids are level-major)."""
+        """1-based level (HPT's "layer") per label: one below its deepest parent (ids are level-major).
+
+        Derived once per ``label_parents`` list (a Python pass over 98.5k labels on every access made each use
+        ``O(L)``): assigning a new ``label_parents`` recomputes it; edit a hierarchy by assigning, not in place.
+        """
+        cached = self.__dict__.get(LEVELS_CACHE)
+        if cached is not None and cached[0] is self.label_parents and cached[1] == len(self.label_parents):
+            return cached[2]
         levels: list[int] = []
         for i, parents in enumerate(self.label_parents):
             if any(p >= i for p in parents):
                 raise ValueError(f"label {i} ({self.id2label[i]!r}) has a parent with an id >= its own; "
                                  "ids must be level-major (parents first)")
             levels.append(1 + max((levels[p] for p in parents), default=0))
+        self.__dict__[LEVELS_CACHE] = (self.label_parents, len(self.label_parents), levels)
         return levels
+
+    def _remove_keys_not_serialized(self, d: dict) -> None:
+        super()._remove_keys_not_serialized(d)
+        d.pop(LEVELS_CACHE, None)  # a cache, not a setting
 
     @property
     def depth(self) -> int:

@@ -37,8 +37,9 @@ from .encoder_backbone import (
     sync_attention,
     word_embeddings,
 )
-from .graph import GraphAttentionLayer, HierarchyInjection, hierarchy_adjacency
+from .graph import GraphAttentionLayer, HierarchyInjection, hierarchy_edges
 from .hierarchical_pipeline import pipeline_registration
+from .hierarchy_index import any_parent_selected, parent_links, word_piece_rows
 from .losses import zmlce
 from .template import build_prompt_inputs, right_align_padding, template_token_ids
 
@@ -151,17 +152,14 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
     def _build_indices(self, device: torch.device) -> dict[str, torch.Tensor]:
         config = self.config
         levels = torch.tensor(config.label_levels, dtype=torch.long, device=device)
-        parents = torch.zeros(config.num_labels, config.num_labels, device=device)  # P[child, parent] = 1
-        for child, ids in enumerate(config.label_parents):
-            parents[child, list(ids)] = 1.0
         return {
             "label_levels": levels,
             "depth_groups": levels[None, :] == torch.arange(1, self.depth + 1, device=device)[:, None],
-            "adjacency": hierarchy_adjacency(config.label_parents, config.label_levels,
-                                             directed=config.graph_edges == "parent_to_child").to(device),
+            "adjacency": hierarchy_edges(config.label_parents, config.label_levels,  # [2, E] edge list
+                                         directed=config.graph_edges == "parent_to_child").to(device),
             "template": torch.tensor(template_token_ids(config.virtual_token_ids, config.pred_token_id,
                                                         config.sep_token_id), device=device),
-            "parent_matrix": parents,
+            "parent_links": parent_links(config.label_parents, root=None).to(device),  # [2, P] (child, parent)
         }
 
     @property
@@ -226,9 +224,8 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
             model.cls.bias[:base_vocab] = head_bias
             names = label_descriptions or [name.rsplit("/", 1)[-1] for name in label_names]
             with_special = config.label_init == "mean_with_special"
-            for i, name in enumerate(names):
-                pieces = tokenizer(name, add_special_tokens=with_special)["input_ids"] or [tokenizer.unk_token_id]
-                table[base_vocab + i] = word_rows[pieces].mean(0)
+            table[base_vocab : base_vocab + len(names)] = word_piece_rows(tokenizer, names, word_rows, "mean",
+                                                                          with_special)
             table[config.virtual_token_ids] = torch.randn(config.depth, table.shape[1]) * config.initializer_range
             table[config.pred_token_id] = word_rows[tokenizer.mask_token_id]
         model.tie_weights()
@@ -378,8 +375,8 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
         probabilities = torch.sigmoid(logits)
         selected = logits > math.log(threshold) - math.log1p(-threshold)
         if consistent:
-            parent_matrix = self._indices()["parent_matrix"]
+            links = self._indices()["parent_links"]
             for level in range(2, self.depth + 1):
-                has_parent = (selected.to(parent_matrix.dtype) @ parent_matrix.T) > 0
+                has_parent = any_parent_selected(selected, links)
                 selected &= (self.label_levels != level)[None, :] | has_parent
         return HPTDecodeOutput(probabilities=probabilities, selected=selected, logits=logits)

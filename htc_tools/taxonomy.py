@@ -442,13 +442,28 @@ def _read_json(text: str) -> Taxonomy:
     if not any(k.lower() in ROOT_NAMES for k in mapping):
         raise TaxonomyError('the taxonomy JSON has no "Root" entry listing the top-level labels')
     edges = []
+    key_lines = _json_key_lines(text)  # one pass over the text (a search per key is quadratic at 100k labels)
     for parent, children in mapping.items():
-        line = _json_key_line(text, parent, 1)
+        line = key_lines.get(parent, 0)
         if not isinstance(children, list) or not all(isinstance(c, str) for c in children):
             raise TaxonomyError(f"label {parent!r} (line {line}): children must be a list of strings")
         head = "" if parent.lower() in ROOT_NAMES else parent
         edges.extend(_Edge(head, c, line) for c in children)
     return _build(edges)
+
+
+_JSON_KEY = re.compile(r'"((?:[^"\\]|\\.)*)"\s*:')
+
+
+def _json_key_lines(text: str) -> dict[str, int]:
+    """The line of each object key's first occurrence in a JSON text, in one pass."""
+    lines: dict[str, int] = {}
+    line, position = 1, 0
+    for m in _JSON_KEY.finditer(text):
+        line += text.count("\n", position, m.start())
+        position = m.start()
+        lines.setdefault(json.loads(f'"{m.group(1)}"'), line)
+    return lines
 
 
 def _json_key_line(text: str, key: str, occurrence: int) -> int:

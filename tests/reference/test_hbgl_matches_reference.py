@@ -145,26 +145,42 @@ def test_reference_bert_call_takes_the_additive_mask() -> None:
 @pytest.mark.parametrize("name", ["depth4", "toy", "rcv1", "wos", "nyt"])
 @pytest.mark.parametrize(("self_attention", "segment_id"), [(True, 1), (False, 0), (True, 0), (False, 1)])
 def test_global_layout_matches_reference(name: str, self_attention: bool, segment_id: int) -> None:
-    """Global stage input layout: LabelGraphPretrainer's ``positions`` and ``graph_mask`` buffers, and the
-    position ids, token types and (eager, additive) attention mask it hands BERT, equal the reference's
-    ``global_stage_layout`` (Eq. 1-2) for cpt_self_attention x cpt_segment_id, on real taxonomies and a DAG."""
+    """Global stage input layout: LabelGraphPretrainer's ``positions`` and ``graph_mask``, and the position ids,
+    token types and attention it hands BERT, equal the reference's ``global_stage_layout`` (Eq. 1-2) for
+    cpt_self_attention x cpt_segment_id, on real taxonomies and a DAG: under ``cpt_attention="dense"`` the
+    (eager, additive) mask, under ``"edges"`` (default) an edge list whose pairs are exactly the mask's True
+    entries."""
     tax = taxonomy(name)
     layout = ref.global_stage_layout(parents_of(tax), self_attention, segment_id)
-    model = hbgl_model(tax, cpt_self_attention=self_attention, cpt_segment_id=segment_id)
-    stage = LabelGraphPretrainer(model)
-    assert torch.equal(stage.positions.cpu(), layout["position_ids"])
-    assert torch.equal(stage.graph_mask.cpu(), layout["may_attend"])
-    seen, handle = capture_bert_inputs(model)
-    masked = torch.zeros(2, tax.num_labels, dtype=torch.bool)
-    masked[0, 0] = masked[1, -1] = True
-    with torch.no_grad():
-        stage(masked=masked)
-    handle.remove()
-    (call,) = seen
-    for b in range(2):
-        assert torch.equal(call["position_ids"][b], layout["position_ids"])
-        assert torch.equal(call["token_type_ids"][b], layout["token_type_ids"])
-        assert torch.equal(call["attention_mask"][b : b + 1], ref.additive_mask(layout["may_attend"], torch.float32))
+    width = tax.num_labels + 2
+    for attention in ("dense", "edges"):
+        model = hbgl_model(tax, cpt_self_attention=self_attention, cpt_segment_id=segment_id,
+                           cpt_attention=attention)
+        stage = LabelGraphPretrainer(model)
+        assert torch.equal(stage.positions.cpu(), layout["position_ids"])
+        assert torch.equal(stage.graph_mask.cpu(), layout["may_attend"])
+        seen, handle = capture_bert_inputs(model)
+        masked = torch.zeros(2, tax.num_labels, dtype=torch.bool)
+        masked[0, 0] = masked[1, -1] = True
+        with torch.no_grad():
+            stage(masked=masked)
+        handle.remove()
+        (call,) = seen
+        for b in range(2):
+            assert torch.equal(call["position_ids"][b], layout["position_ids"])
+            assert torch.equal(call["token_type_ids"][b], layout["token_type_ids"])
+            if attention == "dense":
+                assert torch.equal(call["attention_mask"][b : b + 1],
+                                   ref.additive_mask(layout["may_attend"], torch.float32))
+            else:
+                assert "attention_mask" not in call
+                receivers, senders = call["label_graph"]
+                mine = (receivers // width) == b
+                dense = torch.zeros(width, width, dtype=torch.bool)
+                dense[receivers[mine] % width, senders[mine] % width] = True
+                assert int(mine.sum()) == int(layout["may_attend"].sum())  # no duplicate edge
+                assert torch.equal(dense, layout["may_attend"])
+                assert torch.equal(senders[mine] // width, receivers[mine] // width)  # no edge across rows
 
 
 @pytest.mark.parametrize("name", ["depth4", "toy", "rcv1", "wos", "nyt"])
@@ -224,18 +240,20 @@ def global_masks(tax: Taxonomy) -> torch.Tensor:
     return masked
 
 
-@pytest.mark.parametrize("package_attn", ["eager", "sdpa"])
+@pytest.mark.parametrize("package_attn", ["eager", "sdpa", "edges"])
 @pytest.mark.parametrize("switches", list(GLOBAL_SWITCHES))
 @pytest.mark.parametrize("name", ["toy", "depth4", "wos"])
 def test_global_loss_matches_reference(name: str, switches: str, package_attn: str) -> None:
     """Global stage loss: ``LabelGraphPretrainer(model)(masked=M)["loss"]`` and its gradient on the stage's label
     rows equal ``global_stage_loss`` (with ``label_embeddings=stage.label_embeddings``, moved away from the table's
-    rows) under the paper defaults and each code switch; the package also under sdpa attention. On WOS (names not in
+    rows) under the paper defaults and each code switch; the package under its edge-list attention (default) and
+    under the dense mask with eager and sdpa attention. On WOS (names not in
     id order) both target modes give shared sibling targets, and different ones."""
     tax = taxonomy(name)
     config = {"cpt_self_attention": True, "cpt_segment_id": 1, "cpt_target_mode": "intended",
               **GLOBAL_SWITCHES[switches]}
-    model = hbgl_model(tax, **GLOBAL_SWITCHES[switches])
+    edges = package_attn == "edges"  # the default edge-list attention; else the dense mask under eager / sdpa
+    model = hbgl_model(tax, cpt_attention="edges" if edges else "dense", **GLOBAL_SWITCHES[switches])
     stage = LabelGraphPretrainer(model)
     with torch.no_grad():
         stage.label_embeddings.add_(0.05 * torch.randn(stage.label_embeddings.shape,
@@ -247,7 +265,7 @@ def test_global_loss_matches_reference(name: str, switches: str, package_attn: s
                    for mode in ("intended", "hbgl_shifted")}
         assert all((t.sum(-1) > 1).any() for t in targets.values())
         assert not torch.equal(targets["intended"], targets["hbgl_shifted"])
-    model.config._attn_implementation = package_attn
+    model.config._attn_implementation = "eager" if edges else package_attn
     loss = stage(masked=masked)["loss"]
     (grad,) = torch.autograd.grad(loss, stage.label_embeddings)
     model.config._attn_implementation = "eager"

@@ -1,0 +1,250 @@
+"""Scale (issue 15): the O(L) forms equal the O(L^2) ones they replace.
+
+Edge-list attention == the masked dense attention; edge-list GAT == the dense GAT; index-based parent tests ==
+the dense parent matrix; sparse metrics == the former int64 matrix products; the sampled label-graph pre-training ==
+the whole-graph sequence when the taxonomy fits, and each sampled sequence is the label graph of its labels.
+Real taxonomies come from ../shared/taxonomies (skipped where absent).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import shared_taxonomy
+from test_hbgl import DEPTH4, tiny_hbgl
+
+from hbgl_hf import HBGLConfig, LabelGraphPretrainer
+from hbgl_hf.graph_attention import edge_attention
+from hbgl_hf.hierarchy_index import any_parent_selected, parent_links
+from hbgl_hf.label_pretraining import (
+    sample_label_subset,
+    sequence_edges,
+    shared_target_matrix,
+    sibling_group_keys,
+    stage_rows,
+)
+from hbgl_hf.masks import label_graph_edges, label_graph_mask
+from hpt_hf.graph import HierarchyInjection, hierarchy_adjacency, hierarchy_edges
+from htc_tools.metrics import (
+    ancestor_augment,
+    hierarchical_metrics,
+    hierarchical_prf,
+    inconsistency_rate,
+    micro_macro_f1,
+    per_level_f1,
+)
+from htc_tools.taxonomy import Taxonomy, load_taxonomy
+
+REPO = Path(__file__).resolve().parents[1]
+REAL = ["rcv1", "wos", "nyt", "dbpedia", "bgc"]
+
+
+def real(name: str) -> Taxonomy:
+    return load_taxonomy(shared_taxonomy(f"json/{name}.taxonomy.json"))
+
+
+def parents_of(tax: Taxonomy) -> list[list[int]]:
+    return [list(p) for p in tax.parents]
+
+
+def test_hierarchy_index_copies_are_identical() -> None:
+    assert (REPO / "hbgl_hf" / "hierarchy_index.py").read_bytes() == \
+        (REPO / "hpt_hf" / "hierarchy_index.py").read_bytes()
+
+
+# ------------------------------------------------------------------ index-based hierarchy == dense
+@pytest.mark.parametrize("name", REAL)
+def test_index_hierarchy_equals_dense_on_real_taxonomies(name: str) -> None:
+    """Label-graph edges == the dense mask's entries (both self-attention modes); HPT's edges == its dense adjacency
+    (both edge modes); ``any_parent_selected`` == ``selected @ P.T > 0`` with the dense parent matrix."""
+    tax = real(name)
+    parents = parents_of(tax)
+    for self_attention in (True, False):
+        dense_mask = label_graph_mask(parents, self_attention)
+        assert torch.equal(label_graph_edges(parents, self_attention), dense_mask.nonzero().T)
+    for directed in (False, True):
+        assert torch.equal(hierarchy_edges(parents, list(tax.levels), directed),
+                           hierarchy_adjacency(parents, list(tax.levels), directed).nonzero().T)
+    dense = torch.zeros(tax.num_labels, tax.num_labels)
+    for child, ps in enumerate(parents):
+        dense[child, ps] = 1.0
+    selected = torch.rand(64, tax.num_labels, generator=torch.Generator().manual_seed(0)) < 0.2
+    expected = (selected.float() @ dense.T) > 0
+    got = any_parent_selected(selected, parent_links(parents, root=None))
+    assert torch.equal(got, expected) and got.any() and not got.all()
+
+
+def test_index_hierarchy_on_a_dag(toy_taxonomy: Taxonomy) -> None:
+    parents = parents_of(toy_taxonomy)
+    assert any(len(p) > 1 for p in parents)
+    assert torch.equal(label_graph_edges(parents), label_graph_mask(parents).nonzero().T)
+    assert torch.equal(hierarchy_edges(parents, list(toy_taxonomy.levels)),
+                       hierarchy_adjacency(parents, list(toy_taxonomy.levels)).nonzero().T)
+
+
+def test_label_levels_derived_once_and_invalidated() -> None:
+    config = HBGLConfig(id2label={0: "a", 1: "b", 2: "c"}, label_parents=[[], [0], [1]])
+    first = config.label_levels
+    assert first == [1, 2, 3] and config.label_levels is first  # cached, not recomputed
+    config.label_parents = [[], [0], [0]]
+    assert config.label_levels == [1, 2, 2] and config.depth == 2
+    assert "_label_levels_cache" not in config.to_json_string()
+
+
+# ------------------------------------------------------------------ edge-list attention == dense
+@pytest.mark.parametrize("seed", [0, 1])
+def test_edge_attention_equals_masked_dense_attention(seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    b, h, n, d = 3, 2, 9, 4
+    q, k, v = (torch.randn(b, h, n, d, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    mask = (torch.rand(b, n, n, generator=g) < 0.3) | torch.eye(n, dtype=torch.bool)
+    rows, receivers, senders = mask.nonzero(as_tuple=True)
+    out = edge_attention(q, k, v, rows * n + receivers, rows * n + senders, 0.3)
+    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None], scale=0.3)
+    assert torch.allclose(out, expected.transpose(1, 2), atol=1e-12)
+    weights = torch.randn(out.shape, generator=g, dtype=torch.float64)
+    grads = torch.autograd.grad((out * weights).sum(), (q, k, v))
+    expected_grads = torch.autograd.grad((expected.transpose(1, 2) * weights).sum(), (q, k, v))
+    assert all(torch.allclose(a, e, atol=1e-12) for a, e in zip(grads, expected_grads, strict=True))
+
+
+@pytest.mark.parametrize("name", ["nyt", "rcv1"])
+@pytest.mark.parametrize("directed", [False, True])
+@pytest.mark.parametrize("layer_norm", [False, True], ids=["plain", "layer_norm"])
+def test_edge_gat_equals_dense_gat(name: str, directed: bool, layer_norm: bool) -> None:
+    """HPT's graph layers on the edge list == on the dense adjacency (both graph_residual modes, both edge modes),
+    outputs and gradients."""
+    tax = real(name)
+    parents, levels = parents_of(tax), list(tax.levels)
+    torch.manual_seed(0)
+    graph = HierarchyInjection(16, num_layers=2, dropout=0.0, layer_norm=layer_norm).double()
+    nodes = torch.randn(tax.num_labels + tax.depth, 16, dtype=torch.float64, requires_grad=True)
+    dense = graph(nodes, hierarchy_adjacency(parents, levels, directed))
+    edges = graph(nodes, hierarchy_edges(parents, levels, directed))
+    assert torch.allclose(dense, edges, atol=1e-10)
+    (gd,) = torch.autograd.grad(dense.square().sum(), nodes)
+    (ge,) = torch.autograd.grad(edges.square().sum(), nodes)
+    assert torch.allclose(gd, ge, atol=1e-10)
+
+
+# ------------------------------------------------------------------ label-graph pre-training
+def _loss_and_grad(stage: LabelGraphPretrainer, rows: dict, **kwargs: object) -> tuple[float, torch.Tensor]:
+    loss = stage(torch.tensor(rows["progress"]), torch.tensor(rows["mask_seed"]), **kwargs)["loss"]
+    (grad,) = torch.autograd.grad(loss, stage.label_embeddings)
+    return loss.item(), grad
+
+
+def test_sampled_pretraining_equals_whole_graph_when_it_fits() -> None:
+    """``cpt_max_labels`` >= L (or 0) gives the whole-graph sequence: the same masks, loss and gradient as the dense
+    masked encoder path (``cpt_attention="dense"``, Alg. 1 as before)."""
+    rows = stage_rows(1, 4, seed=3)
+    results = []
+    for overrides in ({"cpt_attention": "dense", "cpt_max_labels": 0}, {"cpt_max_labels": 0},
+                      {"cpt_max_labels": DEPTH4.num_labels}, {"cpt_max_labels": 500}):
+        stage = LabelGraphPretrainer(tiny_hbgl(DEPTH4, attn="eager", hidden_dropout_prob=0.0,
+                                               attention_probs_dropout_prob=0.0, **overrides).eval())
+        slots, masked = stage.draw_sequences(torch.tensor(rows["progress"]), torch.tensor(rows["mask_seed"]))
+        assert torch.equal(slots, torch.arange(DEPTH4.num_labels).expand(4, -1))
+        results.append((masked, *_loss_and_grad(stage, rows)))
+    for masked, loss, grad in results[1:]:
+        assert torch.equal(masked, results[0][0])
+        assert loss == pytest.approx(results[0][1], abs=1e-6)
+        assert torch.allclose(grad, results[0][2], atol=1e-6)
+
+
+def test_sampled_subgraphs_are_ancestor_closed_label_graphs() -> None:
+    """Beyond ``cpt_max_labels``: each sequence holds at most N labels, closed under ancestors, in id order; its
+    attention edges are exactly the label-graph mask of the induced sub-taxonomy; edges and the dense path agree."""
+    tax = real("nyt")
+    limit = 40
+    overrides = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0, "cpt_max_labels": limit}
+    model = tiny_hbgl(tax, attn="eager", **overrides).eval()
+    stage = LabelGraphPretrainer(model)
+    rows = stage_rows(1, 6, seed=0)
+    slots, masked = stage.draw_sequences(torch.tensor(rows["progress"]), torch.tensor(rows["mask_seed"]))
+    assert slots.shape == (6, limit) and masked.any(-1).all() and not (masked & (slots < 0)).any()
+    ancestors: list[set[int]] = []
+    for ps in tax.parents:
+        ancestors.append({a for p in ps for a in (p, *ancestors[p])})
+    for row in slots:
+        labels = row[row >= 0].tolist()
+        assert labels == sorted(labels) and len(labels) > limit // 2
+        assert all(ancestors[label] <= set(labels) for label in labels)
+        sub_index = {label: i for i, label in enumerate(labels)}
+        sub_parents = [[sub_index[p] for p in tax.parents[label]] for label in labels]
+        expected = label_graph_mask(sub_parents, True)
+        edges = sequence_edges(row[None, : len(labels)], stage.links, True)
+        got = torch.zeros_like(expected)
+        got[edges[0], edges[1]] = True
+        assert torch.equal(got, expected) and edges.shape[1] == int(expected.sum())
+    assert len({tuple(r.tolist()) for r in slots}) > 1  # sequences draw other sub-graphs
+    loss_edges, grad_edges = _loss_and_grad(stage, rows)
+    dense = LabelGraphPretrainer(tiny_hbgl(tax, attn="eager", cpt_attention="dense", **overrides).eval())
+    loss_dense, grad_dense = _loss_and_grad(dense, rows)
+    assert loss_edges == pytest.approx(loss_dense, abs=1e-6) and torch.allclose(grad_edges, grad_dense, atol=1e-6)
+    assert grad_edges.abs().sum(-1).gt(0).sum() <= 6 * limit  # only the sampled labels learn
+
+
+def test_sample_label_subset_is_whole_graph_when_budget_allows() -> None:
+    parents = parents_of(DEPTH4)
+    children = [[c for c, ps in enumerate(parents) if p in ps] for p in range(len(parents))]
+    ancestors: list[list[int]] = []
+    for ps in parents:
+        ancestors.append(sorted({a for p in ps for a in (p, *ancestors[p])}))
+    full = sample_label_subset(torch.Generator().manual_seed(0), 100, parents, children, ancestors)
+    assert full == list(range(DEPTH4.num_labels))
+    small = sample_label_subset(torch.Generator().manual_seed(0), 4, parents, children, ancestors)
+    assert 0 < len(small) <= 4 and all(set(ancestors[i]) <= set(small) for i in small)
+
+
+def test_stage_group_ids_equal_shared_target_matrix() -> None:
+    tax = real("wos")
+    for mode in ("intended", "hbgl_shifted"):
+        stage = LabelGraphPretrainer(tiny_hbgl(tax, cpt_target_mode=mode))
+        assert torch.equal(stage.shared_targets, shared_target_matrix(sibling_group_keys(
+            parents_of(tax), mode, list(tax.labels))))
+
+
+# ------------------------------------------------------------------ metrics: sparse == the former int64 products
+def _old_ancestor_augment(m: np.ndarray, tax: Taxonomy) -> np.ndarray:
+    closure = np.eye(tax.num_labels, dtype=bool)
+    for i, ancestors in enumerate(tax.ancestors):
+        closure[i, list(ancestors)] = True
+    return (m.astype(np.int64) @ closure.astype(np.int64)) > 0
+
+
+def _old_inconsistency_rate(pred: np.ndarray, tax: Taxonomy) -> float:
+    orphans = sum(int((pred[:, label] & ~pred[:, list(ps)].any(1)).sum())
+                  for label, ps in enumerate(tax.parents) if ps)
+    return orphans / pred.sum() if pred.sum() else 0.0
+
+
+@pytest.mark.parametrize("name", ["nyt", "rcv1", "toy"])
+def test_sparse_metrics_equal_former_dense_products(name: str, toy_taxonomy: Taxonomy) -> None:
+    tax = toy_taxonomy if name == "toy" else real(name)
+    rng = np.random.default_rng(0)
+    gold, pred = (rng.random((200, tax.num_labels)) < 0.05 for _ in range(2))
+    assert np.array_equal(ancestor_augment(pred, tax), _old_ancestor_augment(pred, tax))
+    assert np.array_equal(ancestor_augment(pred.astype(np.float32), tax), _old_ancestor_augment(pred, tax))
+    assert inconsistency_rate(pred, tax) == pytest.approx(_old_inconsistency_rate(pred, tax), abs=1e-12)
+    metrics = hierarchical_metrics(gold.astype(int), pred.astype(float), tax)
+    aug_g, aug_p = _old_ancestor_augment(gold, tax), _old_ancestor_augment(pred, tax)
+    right = (aug_g & aug_p).sum()
+    assert metrics["hier_precision"] == pytest.approx(right / aug_p.sum())
+    assert metrics["hier_recall"] == pytest.approx(right / aug_g.sum())
+    assert 0 < metrics["inconsistency_rate"] < 1
+    # the sparse one-pass hierarchical_metrics == the separate (matrix) functions
+    separate = {**micro_macro_f1(gold, pred), **hierarchical_prf(gold, pred, tax), **per_level_f1(gold, pred, tax),
+                "inconsistency_rate": inconsistency_rate(pred, tax)}
+    assert metrics.keys() == separate.keys()
+    assert all(metrics[k] == pytest.approx(separate[k], abs=1e-12) for k in separate)
+
+
+@pytest.mark.parametrize(("field", "value"), [("cpt_max_labels", -1), ("cpt_max_labels", 1.5),
+                                              ("cpt_max_labels", True), ("cpt_attention", "sparse")])
+def test_scale_config_values_are_checked(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=field):
+        HBGLConfig(id2label={0: "a"}, label_parents=[[]], **{field: value})
