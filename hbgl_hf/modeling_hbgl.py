@@ -24,6 +24,7 @@ from .configuration_hbgl import HBGLConfig
 from .decoding_cache import decoding_cache
 from .label_pretraining import LabelGraphPretrainer, stage_rows
 from .masks import decoding_mask, local_hierarchy_mask, to_backend_mask
+from .thresholds import score_thresholds
 
 logger = logging.getLogger(__name__)
 BERT_CONFIG_KEYS = frozenset(BertConfig().to_dict()) - {"architectures", "id2label", "label2id", "model_type",
@@ -387,6 +388,7 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         if not 0 < threshold < 1:
             raise ValueError(f"threshold must be a probability in (0, 1), got {threshold}")
         score_threshold = math.log(threshold) - math.log1p(-threshold)  # sigmoid(s) > t  <=>  s > logit(t)
+        label_threshold = score_thresholds(config, self.label_levels, threshold)[1]  # [L] with level_thresholds
         consistent = config.hierarchy_consistent if hierarchy_consistent is None else hierarchy_consistent
         authors = config.decoding == "authors"
         input_ids, attention_mask, text_types = self._text_inputs(input_ids, attention_mask, token_type_ids)
@@ -437,7 +439,7 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
                 alive = active & ~stops  # the step whose [SEP] fires adds nothing
             else:
                 alive = active
-            fires = (scores > score_threshold) & candidates[k] & alive[:, None]
+            fires = (scores > label_threshold) & candidates[k] & alive[:, None]
             if consistent:
                 has_parent = (selected.to(scores.dtype) @ parent_matrix.T) > 0
                 fires &= has_parent | top_level[None, :]

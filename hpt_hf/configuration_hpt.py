@@ -71,6 +71,7 @@ class HPTConfig(BertConfig):
     mlm_loss_weight: float = 1.0
     mlm_probability: float = 0.15
     decode_threshold: float = 0.5
+    level_thresholds: list | None = None  # one probability per level (tuned on dev); overrides decode_threshold
     hierarchy_consistent: bool = False
 
     def __post_init__(self, **kwargs: object) -> None:

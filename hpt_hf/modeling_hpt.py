@@ -29,6 +29,7 @@ from .configuration_hpt import HPTConfig
 from .graph import GraphAttentionLayer, HierarchyInjection, hierarchy_adjacency
 from .losses import zmlce
 from .template import build_prompt_inputs, right_align_padding, template_token_ids
+from .thresholds import score_thresholds
 
 logger = logging.getLogger(__name__)
 BERT_CONFIG_KEYS = frozenset(BertConfig().to_dict()) - {"architectures", "id2label", "label2id", "model_type",
@@ -337,7 +338,7 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
         consistent = self.config.hierarchy_consistent if hierarchy_consistent is None else hierarchy_consistent
         logits = self.forward(input_ids, attention_mask, token_type_ids).logits
         probabilities = torch.sigmoid(logits)
-        selected = logits > math.log(threshold) - math.log1p(-threshold)
+        selected = logits > score_thresholds(self.config, self.label_levels, threshold)[1]  # per level if set
         if consistent:
             parent_matrix = self._indices()["parent_matrix"]
             for level in range(2, self.depth + 1):
