@@ -275,6 +275,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if model_args.tune_threshold != "none":
         if "dev" not in tokenized:
             raise ValueError("--tune_threshold needs a dev split")
+        if training_args.do_predict and "test" in tokenized:  # the test figures before tuning, for comparison
+            untuned = trainer.predict(tokenized["test"], metric_key_prefix="test").metrics
+            results.update({f"untuned_{k}": untuned[k] for k in ("test_micro_f1", "test_macro_f1")})
         tuned = tune_model_thresholds(trainer, tokenized["dev"], taxonomy, model_args.tune_threshold,
                                       model_args.threshold_objective)
         results.update({f"tuned_{k}": v for k, v in tuned.items() if v is not None})

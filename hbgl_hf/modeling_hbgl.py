@@ -384,11 +384,11 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         if input_ids.shape[0] == 0:
             return self._empty_batch_output(decode=True)
         config = self.config
+        label_threshold = score_thresholds(config, self.label_levels, threshold)[1]  # [L] with level_thresholds
         threshold = config.decode_threshold if threshold is None else threshold
         if not 0 < threshold < 1:
             raise ValueError(f"threshold must be a probability in (0, 1), got {threshold}")
         score_threshold = math.log(threshold) - math.log1p(-threshold)  # sigmoid(s) > t  <=>  s > logit(t)
-        label_threshold = score_thresholds(config, self.label_levels, threshold)[1]  # [L] with level_thresholds
         consistent = config.hierarchy_consistent if hierarchy_consistent is None else hierarchy_consistent
         authors = config.decoding == "authors"
         input_ids, attention_mask, text_types = self._text_inputs(input_ids, attention_mask, token_type_ids)

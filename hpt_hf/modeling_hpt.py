@@ -332,13 +332,14 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
 
         Returns: :class:`HPTDecodeOutput` with ``[B, L]`` probabilities, selection and logits.
         """
+        label_threshold = score_thresholds(self.config, self.label_levels, threshold)[1]  # [L] with level_thresholds
         threshold = self.config.decode_threshold if threshold is None else threshold
         if not 0 < threshold < 1:
             raise ValueError(f"threshold must be a probability in (0, 1), got {threshold}")
         consistent = self.config.hierarchy_consistent if hierarchy_consistent is None else hierarchy_consistent
         logits = self.forward(input_ids, attention_mask, token_type_ids).logits
         probabilities = torch.sigmoid(logits)
-        selected = logits > score_thresholds(self.config, self.label_levels, threshold)[1]  # per level if set
+        selected = logits > label_threshold
         if consistent:
             parent_matrix = self._indices()["parent_matrix"]
             for level in range(2, self.depth + 1):

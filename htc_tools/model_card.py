@@ -28,7 +28,8 @@ CITATIONS = {
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")  # "bert-base-uncased", "owner/name"
 PLAIN_NAME = re.compile(r"[\w.-]+")  # metric names such as test_macro_f1 render as they are
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]{}|~#!])")
-METHOD_NAMES = {"hbgl": "HBGL (Jiang et al., EMNLP 2022)", "hpt": "HPT (Wang et al., EMNLP 2022)"}
+METHOD_NAMES = {"hbgl": "HBGL (Jiang et al., EMNLP 2022)", "hpt": "HPT (Wang et al., EMNLP 2022)",
+                "embed_lr": "Frozen sentence embeddings + per-label logistic regression"}
 
 TEMPLATE = """---
 {{ card_data }}
@@ -127,7 +128,7 @@ def build_model_card(model, base_model: str | None = None, dataset_name: str | N
         num_labels=taxonomy.num_labels,
         level_sizes=", ".join(f"level {d + 1}: {len(ids)}" for d, ids in enumerate(taxonomy.labels_per_level)),
         hierarchy=_hierarchy_summary(taxonomy),
-        task="hierarchical-text-classification" if method != "flat" else "text-classification",
+        task="hierarchical-text-classification" if hasattr(model, "decode") else "text-classification",
         repo=repo_id or "path/to/this/folder",
         results=f"| metric | value |\n|---|---|\n{rows}" if rows else "Not evaluated.",
         citations=[CITATIONS[m] for m in ("hbgl", "hpt")],

@@ -54,9 +54,13 @@ class EmbedLRForHierarchicalClassification(PreTrainedModel):
         self.classifier = nn.Linear(config.encoder_config.hidden_size, config.num_labels)
         config.auto_map = {**(getattr(config, "auto_map", None) or {}),
                            "AutoModelForSequenceClassification": f"modeling_embed_lr.{type(self).__name__}"}
-        self.register_buffer("label_levels", torch.tensor(config.label_levels or [1] * config.num_labels),
-                             persistent=False)
         self.post_init()
+
+    @property
+    def label_levels(self) -> torch.Tensor:
+        """1-based level per label, ``[L]`` (built from the config where used: no buffer to restore on loading)."""
+        return torch.tensor(self.config.label_levels or [1] * self.config.num_labels,
+                            device=self.classifier.weight.device)
 
     @classmethod
     def from_encoder(cls, encoder_name_or_path: str, label_names: list[str], label_parents: list[list[int]],
