@@ -68,7 +68,10 @@ def fit_label_regressions(embeddings: np.ndarray, labels: np.ndarray, c: float =
     """One ``LogisticRegression(C=c)`` (lbfgs, L2) per label column of the multi-hot ``labels`` ``[N, L]`` on
     ``embeddings`` ``[N, H]``. A label with one class only in training (never or always present) gets a zero
     weight and its smoothed prior log-odds as intercept. Returns ``(coef [L, H], intercept [L])``."""
-    from sklearn.linear_model import LogisticRegression
+    try:
+        from sklearn.linear_model import LogisticRegression
+    except ImportError as err:
+        raise ImportError("--model_type embed_lr fits its head with scikit-learn: pip install '.[embed_lr]'") from err
 
     labels = np.asarray(labels) > 0
     num_labels = labels.shape[1]
