@@ -73,16 +73,21 @@ def fit_label_regressions(embeddings: np.ndarray, labels: np.ndarray, c: float =
     except ImportError as err:
         raise ImportError("--model_type embed_lr fits its head with scikit-learn: pip install '.[embed_lr]'") from err
 
+    from threadpoolctl import threadpool_limits  # a scikit-learn dependency
+
     labels = np.asarray(labels) > 0
     num_labels = labels.shape[1]
     coef = np.zeros((num_labels, embeddings.shape[1]))
     intercept = label_prior_logits(labels.astype(np.float64)).numpy().copy()
-    for label in range(num_labels):
-        column = labels[:, label]
-        if column.all() or not column.any():
-            continue
-        regression = LogisticRegression(C=c, max_iter=max_iter).fit(embeddings, column)
-        coef[label], intercept[label] = regression.coef_[0], regression.intercept_[0]
+    # one BLAS thread: many small fits; on a loaded 2-core machine threaded BLAS made them ~50x slower (measured:
+    # 103 rcv1_sample labels 230 s, 230 amazon_hier labels 4 s on one thread, see BENCHMARKS.md)
+    with threadpool_limits(limits=1):
+        for label in range(num_labels):
+            column = labels[:, label]
+            if column.all() or not column.any():
+                continue
+            regression = LogisticRegression(C=c, max_iter=max_iter).fit(embeddings, column)
+            coef[label], intercept[label] = regression.coef_[0], regression.intercept_[0]
     return coef, intercept
 
 
