@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import statistics
 import sys
 import tempfile
@@ -29,8 +30,9 @@ from run_hierarchical_classification import main as run
 # method -> (--model_type, extra arguments); "flat" is the stock head with its bias at the label priors,
 # "flat_zero_bias" the stock head as initialised by transformers
 METHODS = {"flat": ("flat", []), "flat_zero_bias": ("flat", ["--classifier_bias_init", "zero"]),
-           "hbgl": ("hbgl", []), "hpt": ("hpt", [])}
+           "hbgl": ("hbgl", []), "hpt": ("hpt", []), "embed_lr": ("embed_lr", [])}
 COLUMNS = ("micro_f1", "macro_f1", "hier_f1", "inconsistency_rate")
+TIME_KEY = "train_runtime"  # seconds of training (embed_lr: encoding + fitting)
 
 
 def parse_args() -> argparse.Namespace:
@@ -48,6 +50,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true",
                         help="keep the runs (dataset, method, seed) already in this benchmark's results file")
     parser.add_argument("--label_pretraining_steps", type=int, default=100, help="HBGL's global stage")
+    parser.add_argument("--tune_threshold", default="none", choices=["none", "global", "per_level"],
+                        help="decision threshold tuned on dev (per_level: not for flat, which gets global)")
+    parser.add_argument("--embed_lr_c", type=float, default=None, help="embed_lr: C (default: the CLI's)")
+    parser.add_argument("--recipe_args", default="",
+                        help="extra CLI arguments for the fine-tuned methods, e.g. '--label_score_bias_init prior "
+                             "--head_learning_rate 1e-3'")
+    parser.add_argument("--tag", default="", help="suffix of the results file and BENCHMARKS.md section")
     return parser.parse_args()
 
 
@@ -58,7 +67,7 @@ def mean_sd(values: list[float]) -> str:
 
 def main() -> None:
     args = parse_args()
-    name = "quality-" + "-".join(Path(d).name for d in args.datasets)
+    name = "quality-" + "-".join(Path(d).name for d in args.datasets) + (f"-{args.tag}" if args.tag else "")
     results_file = REPO / "benchmarks" / "results" / f"{name}.json"
     results_file.parent.mkdir(exist_ok=True)
     done = json.loads(results_file.read_text()) if args.resume and results_file.exists() else {}
@@ -83,6 +92,13 @@ def main() -> None:
                         argv += ["--max_train_samples", str(args.max_train_samples)]
                     if model_type == "hbgl":
                         argv += ["--label_pretraining_steps", str(args.label_pretraining_steps)]
+                    if args.tune_threshold != "none":
+                        mode = "global" if model_type == "flat" else args.tune_threshold
+                        argv += ["--tune_threshold", mode]
+                    if model_type == "embed_lr" and args.embed_lr_c is not None:
+                        argv += ["--embed_lr_c", str(args.embed_lr_c)]
+                    if model_type in ("hbgl", "hpt", "flat"):
+                        argv += shlex.split(args.recipe_args)
                     metrics = {**run(argv), "seed": seed}
                 results.setdefault((Path(dataset).name, method), []).append(metrics)
                 results_file.write_text(json.dumps(  # after every run: an interrupted benchmark keeps its runs
@@ -93,15 +109,21 @@ def main() -> None:
     for (dataset, method), runs in results.items():
         levels = sorted({k for k in runs[0] if k.startswith("test_level_") and k.endswith("_macro_f1")})
         per_level = " / ".join(mean_sd([r[k] for r in runs]) for k in levels)
-        rows.append([dataset, method, *(mean_sd([r[f"test_{c}"] for r in runs]) for c in COLUMNS), per_level])
+        minutes = statistics.mean(r.get(TIME_KEY, 0.0) for r in runs) / 60
+        rows.append([dataset, method, *(mean_sd([r[f"test_{c}"] for r in runs]) for c in COLUMNS), per_level,
+                     f"{minutes:.1f}"])
     body = "\n\n".join([
         f"Command: `{command()}`  \nMachine: {machine()}  \nEncoder `{args.model_name_or_path}`, seeds "
         f"{args.seeds}, {args.epochs} epochs, lr {args.learning_rate}, batch {args.batch_size}, max length "
         f"{args.max_seq_length}" + (f", first {args.max_train_samples} training texts" if args.max_train_samples
-                                    else "") + f"; HBGL adds {args.label_pretraining_steps} label pre-training steps.",
+                                    else "") + f"; HBGL adds {args.label_pretraining_steps} label pre-training steps"
+        + (f"; thresholds tuned on dev ({args.tune_threshold})" if args.tune_threshold != "none" else "")
+        + (f"; fine-tuned methods add `{args.recipe_args}`" if args.recipe_args else "")
+        + "; embed_lr: frozen encoder + per-label logistic regression" + (f" (C={args.embed_lr_c})" if args.embed_lr_c
+                                                                           else "") + ".",
         "Test split, percent, mean ± sd over seeds (macro-F1 over all labels of the taxonomy, as HiAGM/HBGL/HPT):",
-        markdown_table(["dataset", "method", "micro-F1", "macro-F1", "hier-F1", "inconsistency", "macro-F1 per level"],
-                       rows),
+        markdown_table(["dataset", "method", "micro-F1", "macro-F1", "hier-F1", "inconsistency", "macro-F1 per level",
+                        "train min"], rows),
     ])
     write_section(name, body)
 

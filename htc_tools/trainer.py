@@ -67,6 +67,24 @@ def run_label_pretraining(model: nn.Module, args: TrainingArguments, num_steps: 
     return [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
 
 
+def split_head_learning_rate(optimizer: torch.optim.Optimizer, model: nn.Module, head_learning_rate: float) -> int:
+    """Splits each parameter group of a fresh ``optimizer`` in two: the encoder's parameters (names under
+    ``model.base_model_prefix``, tied label rows included) keep the group's learning rate, the others get
+    ``head_learning_rate``. Returns the number of head parameters."""
+    prefix = f"{model.base_model_prefix}."
+    head = {id(p) for n, p in model.named_parameters() if not n.startswith(prefix)}
+    groups = []
+    for group in optimizer.param_groups:
+        for is_head in (False, True):
+            params = [p for p in group["params"] if (id(p) in head) == is_head]
+            if params:
+                groups.append({**group, "params": params, **({"lr": head_learning_rate} if is_head else {})})
+    optimizer.param_groups.clear()
+    for group in groups:
+        optimizer.add_param_group(group)
+    return len(head)
+
+
 class HierarchicalTrainer(Trainer):
     """A :class:`~transformers.Trainer` that evaluates hierarchical models by their ``decode()``.
 
@@ -75,14 +93,18 @@ class HierarchicalTrainer(Trainer):
         hierarchy_consistent: decode a label only below a selected parent (None: the model config's).
         label_pretraining_steps: HBGL's global stage before fine-tuning (0 skips it; other models ignore it).
         label_pretraining_learning_rate, label_pretraining_batch_size: its budget (paper: lr 1e-3 or 1e-4).
+        head_learning_rate: learning rate of the parameters outside the encoder (``base_model_prefix``): HBGL's and
+            HPT's MLM transform and biases, HPT's graph layers, the flat classifier (None: ``learning_rate`` for all).
     """
 
     _label_pretraining_on_init = False  # set by train() while the Trainer re-creates the model with model_init
 
     def __init__(self, *args: Any, decode_threshold: float | None = None, hierarchy_consistent: bool | None = None,
                  label_pretraining_steps: int = 0, label_pretraining_learning_rate: float = 1e-3,
-                 label_pretraining_batch_size: int = 32, **kwargs: Any) -> None:
+                 label_pretraining_batch_size: int = 32, head_learning_rate: float | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.head_learning_rate = head_learning_rate
         self.decode_threshold = decode_threshold
         self.hierarchy_consistent = hierarchy_consistent
         self.label_pretraining_steps = label_pretraining_steps
@@ -100,6 +122,13 @@ class HierarchicalTrainer(Trainer):
                 logger.warning("HierarchicalTrainer selects the best checkpoint by macro_f1 (pass "
                                "metric_for_best_model='eval_loss' to select by the loss)")
             self.args.metric_for_best_model, self.args.greater_is_better = "macro_f1", True
+
+    def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
+        """The Trainer's optimiser, with ``head_learning_rate`` for the parameters outside the encoder."""
+        optimizer = super().create_optimizer(model)
+        if self.head_learning_rate is not None:
+            split_head_learning_rate(optimizer, self.model if model is None else model, self.head_learning_rate)
+        return optimizer
 
     def _label_pretraining(self, model: nn.Module) -> None:
         logger.info(f"HBGL stage 1: {self.label_pretraining_steps} steps of label-embedding pre-training")
@@ -139,7 +168,8 @@ class HierarchicalTrainer(Trainer):
                 return loss, None, labels
             logits = logits[0] if isinstance(logits, tuple) else logits
             probabilities = torch.sigmoid(logits.float())
-            threshold = 0.5 if self.decode_threshold is None else self.decode_threshold
+            threshold = self.decode_threshold if self.decode_threshold is not None \
+                else getattr(unwrapped.config, "decode_threshold", None) or 0.5  # a tuned one (threshold_tuning)
             return loss, ((probabilities > threshold).float(), probabilities), labels
         inputs = self._prepare_inputs(inputs)
         labels = inputs.get("labels")

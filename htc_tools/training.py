@@ -76,3 +76,25 @@ def init_classifier_bias(model: PreTrainedModel, prior_logits: torch.Tensor, new
 def selections_to_names(selected: np.ndarray, taxonomy: Taxonomy) -> list[list[str]]:
     """0/1 matrix ``[N, L]`` -> label names per row, in id order."""
     return [[taxonomy.labels[i] for i in np.flatnonzero(row)] for row in np.asarray(selected)]
+
+
+def init_label_score_bias(model: PreTrainedModel, prior_logits: torch.Tensor) -> str:
+    """HBGL's and HPT's label scores start at the label priors (the flat head's :func:`init_classifier_bias` for
+    the hierarchical models): the score's bias of label ``l`` becomes ``prior_logits[l]``, ``[L]``, so that
+    ``sigmoid(score)`` starts near the label's training frequency for an uninformative text. HBGL: the MLM
+    decoder bias of the label rows (Eq. 10's scores); HPT: the verbalizer bias ``b_l`` (under
+    ``verbalizer_bias="mlm_plus_label"`` the label rows' MLM bias is subtracted, so the sum is the prior).
+    Returns the parameter name set; raises for another model."""
+    config = model.config
+    rows = slice(config.label_token_offset, config.label_token_offset + config.num_labels)
+    with torch.no_grad():
+        if config.model_type == "hbgl":
+            model.cls.bias[rows] = prior_logits.to(model.cls.bias)
+            return "cls.bias[label rows]"
+        if config.model_type == "hpt":
+            start = prior_logits.to(model.label_bias)
+            if config.verbalizer_bias == "mlm_plus_label":
+                start = start - model.cls.bias[rows]
+            model.label_bias.copy_(start)
+            return "label_bias"
+    raise ValueError(f"init_label_score_bias: HBGL or HPT models only, got {config.model_type!r}")

@@ -4,9 +4,10 @@
     htc-train --model_type hbgl --output_dir runs/hbgl \\
         --do_train --do_eval --do_predict --eval_strategy epoch --save_strategy epoch --load_best_model_at_end
 
-``--model_type``: ``hbgl`` (Jiang et al. 2022), ``hpt`` (Wang et al. 2022) or ``flat`` (the stock
+``--model_type``: ``hbgl`` (Jiang et al. 2022), ``hpt`` (Wang et al. 2022), ``flat`` (the stock
 ``AutoModelForSequenceClassification`` multi-label baseline; its new head's bias starts at the label priors,
-``--classifier_bias_init zero`` for the stock start). Defaults: the embedded ICD-10-CM demo data
+``--classifier_bias_init zero`` for the stock start) or ``embed_lr`` (frozen sentence embeddings + one logistic
+regression per label). Defaults: the embedded ICD-10-CM demo data
 (``examples/data/icd10cm``) and the embedded all-MiniLM-L6-v2 encoder (``--model_name_or_path embedded-minilm``,
 from the ``demo`` extra). Multi-GPU / multi-CPU: ``accelerate launch`` or ``torchrun`` this module
 (``python -m htc_tools.cli.train``) or ``examples/run_hierarchical_classification.py`` (a thin wrapper).
@@ -48,6 +49,8 @@ from hpt_hf import HPTForHierarchicalClassification
 from htc_tools.data import find_taxonomy_file, load_dataset_dir, tokenize_dataset
 from htc_tools.data_sources import load_raw_splits
 from htc_tools.early_stopping import MacroMicroEarlyStopping
+from htc_tools.embed_lr import EmbedLRConfig
+from htc_tools.embed_lr_training import DEFAULT_C, load_or_fit_embed_lr
 from htc_tools.hub import push_model_folder, save_model_folder
 from htc_tools.label_formats import LabelColumns, prepare_labelled_splits
 from htc_tools.run_checks import (
@@ -60,11 +63,13 @@ from htc_tools.run_checks import (
     parse_config_overrides,
 )
 from htc_tools.taxonomy import Taxonomy, load_taxonomy
+from htc_tools.threshold_tuning import OBJECTIVES, tune_model_thresholds
 from htc_tools.trainer import HierarchicalTrainer
 from htc_tools.training import (
     EMBEDDED_ENCODER,
     EMBEDDED_ENCODER_HUB_ID,
     init_classifier_bias,
+    init_label_score_bias,
     label_prior_logits,
     make_compute_metrics,
     resolve_model_path,
@@ -79,7 +84,9 @@ MODEL_CLASSES = {"hbgl": HBGLForHierarchicalClassification, "hpt": HPTForHierarc
 
 @dataclass
 class ModelArguments:
-    model_type: str = field(default="hbgl", metadata={"help": "hbgl, hpt or flat", "choices": ["hbgl", "hpt", "flat"]})
+    model_type: str = field(default="hbgl", metadata={
+        "help": "hbgl, hpt, flat or embed_lr (frozen sentence embeddings + one logistic regression per label)",
+        "choices": ["hbgl", "hpt", "flat", "embed_lr"]})
     model_name_or_path: str = field(
         default=EMBEDDED_ENCODER,
         metadata={"help": f"a BERT-family encoder (local folder or Hub id; '{EMBEDDED_ENCODER}': the embedded "
@@ -101,6 +108,20 @@ class ModelArguments:
     classifier_bias_init: str = field(
         default="prior", metadata={"help": "flat: 'prior' (a new head's bias = the training labels' log-odds) or "
                                            "'zero' (the stock initialisation)", "choices": ["prior", "zero"]})
+    embed_lr_c: float = field(default=DEFAULT_C, metadata={"help": "embed_lr: the logistic regressions' C"})
+    tune_threshold: str = field(
+        default="none", metadata={"help": "tune the decision threshold on dev after training and save it in the "
+                                          "config: 'global', 'per_level' or 'none'",
+                                  "choices": ["none", "global", "per_level"]})
+    threshold_objective: str = field(default="mean", metadata={"help": "dev objective of --tune_threshold",
+                                                               "choices": list(OBJECTIVES)})
+    label_score_bias_init: str = field(
+        default="paper", metadata={"help": "hbgl/hpt: 'prior' starts each label score's bias at the training "
+                                           "labels' log-odds; 'paper' keeps the papers' start",
+                                   "choices": ["paper", "prior"]})
+    head_learning_rate: float | None = field(
+        default=None, metadata={"help": "learning rate of the parameters outside the encoder (heads, HPT's graph "
+                                        "layers; default: --learning_rate)"})
     early_stopping_patience: int | None = field(
         default=None, metadata={"help": "stop after this many evaluations without a better metric_for_best_model "
                                         "(HPT paper: 6 epochs on macro-F1; needs --load_best_model_at_end)"})
@@ -254,8 +275,12 @@ def build_model(model_args: ModelArguments, taxonomy, tokenizer, path: str, trai
             raise ValueError(f"{path} was trained on another hierarchy than the taxonomy given: {mismatch}; train "
                              "from an encoder, or use the taxonomy the model was trained on (its config.json)")
         return AutoModel.from_pretrained(path, trust_remote_code=True, **overrides)
-    return MODEL_CLASSES[model_args.model_type].from_encoder(
+    model = MODEL_CLASSES[model_args.model_type].from_encoder(
         path, list(taxonomy.labels), [list(p) for p in taxonomy.parents], tokenizer=tokenizer, **overrides)
+    if model_args.label_score_bias_init == "prior" and train_labels is not None:
+        logger.info("%s: %s initialised to the training label priors", model_args.model_type,
+                    init_label_score_bias(model, label_prior_logits(train_labels)))
+    return model
 
 
 def dataset_card_source(data_args: DataArguments) -> str:
@@ -310,7 +335,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     path = resolve_model_path(model_args.model_name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(path)
     train_labels = splits["train"]["labels"] if training_args.do_train and "train" in splits else None
-    model = build_model(model_args, taxonomy, tokenizer, path, train_labels)
+    fit_seconds = None
+    if model_args.model_type == "embed_lr":  # frozen encoder + per-label logistic regressions, fitted here
+        overrides = parse_config_overrides(model_args.config_overrides, EmbedLRConfig(), " for --model_type embed_lr")
+        model, fit_seconds = load_or_fit_embed_lr(
+            path, tokenizer, taxonomy, splits.get("train") if training_args.do_train else None, model_args.embed_lr_c,
+            data_args.max_seq_length, overrides)
+    else:
+        model = build_model(model_args, taxonomy, tokenizer, path, train_labels)
     tokenized = tokenize_dataset(splits, tokenizer, data_args.max_seq_length)
     if data_args.overwrite_output_dir:
         clear_output_dir(training_args)
@@ -322,12 +354,23 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         label_pretraining_steps=model_args.label_pretraining_steps,
         label_pretraining_learning_rate=model_args.label_pretraining_learning_rate,
         label_pretraining_batch_size=model_args.label_pretraining_batch_size,
-        callbacks=early_stopping_callbacks(model_args),
+        callbacks=early_stopping_callbacks(model_args), head_learning_rate=model_args.head_learning_rate,
     )
     results: dict[str, float] = {}
-    if training_args.do_train:
+    if training_args.do_train and fit_seconds is not None:
+        results["train_runtime"] = fit_seconds
+    elif training_args.do_train:
         train_result = trainer.train(resume_from_checkpoint=resume)
         results.update({k if k.startswith("train") else f"train_{k}": v for k, v in train_result.metrics.items()})
+    if model_args.tune_threshold != "none":
+        if "dev" not in tokenized:
+            raise ValueError("--tune_threshold needs a dev split")
+        if training_args.do_predict and "test" in tokenized:  # the test figures before tuning, for comparison
+            untuned = trainer.predict(tokenized["test"], metric_key_prefix="test").metrics
+            results.update({f"untuned_{k}": untuned[k] for k in ("test_micro_f1", "test_macro_f1")})
+        tuned = tune_model_thresholds(trainer, tokenized["dev"], taxonomy, model_args.tune_threshold,
+                                      model_args.threshold_objective)
+        results.update({f"tuned_{k}": v for k, v in tuned.items() if v is not None})
     if training_args.do_eval and "dev" in tokenized:
         results.update(trainer.evaluate(tokenized["dev"], metric_key_prefix="eval"))
     out_dir = Path(training_args.output_dir)
