@@ -67,7 +67,8 @@ def build_models(folder: Path, taxonomy) -> dict[str, torch.nn.Module]:
     labels, parents = list(taxonomy.labels), [list(p) for p in taxonomy.parents]
     # the batches are ids, not text: a stand-in tokenizer gives BERT's special ids and one word per label name
     special = type("Special", (), {"cls_token_id": 101, "sep_token_id": 102, "mask_token_id": 103,
-                                   "unk_token_id": 100, "__call__": lambda self, text, **kw: {"input_ids": [1000]}})()
+                                   "unk_token_id": 100, "__call__": lambda self, text, **kw: {
+                                       "input_ids": [[1000] for _ in text] if isinstance(text, list) else [1000]}})()
     torch.manual_seed(0)
     return {
         "flat": tf.AutoModelForSequenceClassification.from_pretrained(

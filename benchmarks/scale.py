@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from common import REPO, command, machine, markdown_table, write_section
+from speed import batch as text_batch
 
 RESULTS = REPO / "benchmarks" / "results"
 METHODS = ("flat", "hbgl", "hpt")
@@ -59,16 +60,6 @@ def build(method: str, taxonomy: object) -> torch.nn.Module:
                                                              problem_type="multi_label_classification")
     cls = HBGLForHierarchicalClassification if method == "hbgl" else HPTForHierarchicalClassification
     return cls.from_encoder(path, labels, parents)
-
-
-def text_batch(taxonomy: object, size: int, length: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(1000, 30000, (size, length), generator=g)
-    ids[:, 0], ids[:, -1] = 101, 102
-    labels = torch.zeros(size, taxonomy.num_labels)
-    for row, label in enumerate(torch.randint(taxonomy.num_labels, (size,), generator=g).tolist()):
-        labels[row, sorted(taxonomy.ancestor_closure([label]))] = 1
-    return ids, torch.ones_like(ids), labels
 
 
 def child_model(args: argparse.Namespace) -> dict:
