@@ -89,8 +89,9 @@ class ModelArguments:
         "choices": ["hbgl", "hpt", "flat", "embed_lr"]})
     model_name_or_path: str = field(
         default=EMBEDDED_ENCODER,
-        metadata={"help": f"a BERT-family encoder (local folder or Hub id; '{EMBEDDED_ENCODER}': the embedded "
-                          "all-MiniLM-L6-v2), or a trained model folder of the same --model_type to continue from"},
+        metadata={"help": "an encoder: BERT, RoBERTa/XLM-R, ELECTRA, DistilBERT, DeBERTa-v2/v3 or ModernBERT (local "
+                          f"folder or Hub id; '{EMBEDDED_ENCODER}': the embedded all-MiniLM-L6-v2), or a trained "
+                          "model folder of the same --model_type to continue from"},
     )
     config_overrides: str | None = field(
         default=None,
