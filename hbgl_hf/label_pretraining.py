@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .encoder_backbone import with_label_type
 from .graph_attention import ATTENTION_NAME, attention_implementation
 from .hierarchy_index import parent_links
 from .masks import label_graph_mask
@@ -270,9 +271,7 @@ class LabelGraphPretrainer(nn.Module):
         types[:, 0] = types[:, -1] = 0
         edges = sequence_edges(slots, self.links, config.cpt_self_attention)
         if getattr(config, "cpt_attention", "edges") == "edges" and model.family == "bert":
-            if model.label_type_embedding is not None:  # a BERT without segment 1: the label-type vector (_encode)
-                embeds = embeds + ((types > 0).unsqueeze(-1) * model.label_type_embedding).to(embeds.dtype)
-                types = torch.zeros_like(types)
+            embeds, types = with_label_type(embeds, types, model.label_type_embedding)  # a BERT without segment 1
             with attention_implementation(model.bert.config, ATTENTION_NAME):
                 hidden = model.bert(inputs_embeds=embeds, position_ids=positions, token_type_ids=types,
                                     label_graph=(edges[0], edges[1])).last_hidden_state

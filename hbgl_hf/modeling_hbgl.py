@@ -34,6 +34,7 @@ from .encoder_backbone import (
     load_checkpoint,
     mirrored_settings,
     run_encoder,
+    with_label_type,
     word_embeddings,
 )
 from .hierarchical_pipeline import pipeline_registration
@@ -318,9 +319,7 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         if self.family != "bert":
             return run_encoder(self.encoder, self.family, embeds, positions, types, mask, self.label_type_embedding,
                                cache, padding_mask, self.config._attn_implementation)
-        if self.label_type_embedding is not None:  # a BERT without segment 1 (type_vocab_size=1)
-            embeds = embeds + ((types > 0).unsqueeze(-1) * self.label_type_embedding).to(embeds.dtype)
-            types = torch.zeros_like(types)
+        embeds, types = with_label_type(embeds, types, self.label_type_embedding)  # a BERT without segment 1
         if padding_mask is not None:
             backend = padding_mask
         else:

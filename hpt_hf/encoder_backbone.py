@@ -266,6 +266,15 @@ def deberta_relative_positions(backbone: nn.Module, positions: torch.Tensor) -> 
     return relative[:, None].expand(b, config.num_attention_heads, s, s).reshape(1, -1, s, s)
 
 
+def with_label_type(embeds: torch.Tensor, types: torch.Tensor, label_type: torch.Tensor | None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mark label slots (``types > 0``) for an encoder without a second segment: ``label_type`` ``[E]`` is added to
+    their ``embeds`` ``[B, Q, E]`` and every type becomes 0. Unchanged when ``label_type`` is ``None``."""
+    if label_type is None:
+        return embeds, types
+    return embeds + ((types > 0).unsqueeze(-1) * label_type).to(embeds.dtype), torch.zeros_like(types)
+
+
 def run_encoder(backbone: nn.Module, family: str, embeds: torch.Tensor, positions: torch.Tensor,
                 types: torch.Tensor, mask: torch.Tensor | None, label_type: torch.Tensor | None = None,
                 cache=None, padding_mask: torch.Tensor | None = None, attn_implementation: str | None = None
@@ -275,9 +284,7 @@ def run_encoder(backbone: nn.Module, family: str, embeds: torch.Tensor, position
     family's own mask path); ``label_type`` ``[E]`` is added on the label slots of families without token types.
     Returns ``[B, Q, H]``."""
     config = backbone.config
-    if label_type is not None:
-        embeds = embeds + ((types > 0).unsqueeze(-1) * label_type).to(embeds.dtype)
-        types = torch.zeros_like(types)
+    embeds, types = with_label_type(embeds, types, label_type)
     positions = positions + position_offset(family, config)
     attn = attn_implementation or config._attn_implementation
     style = FAMILIES[family][3]

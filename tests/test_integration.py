@@ -272,11 +272,16 @@ def test_stock_and_hierarchical_pipelines_from_a_saved_folder(model_type: str, t
     assert sum(map(len, out["consistent"])) < sum(map(len, out["hier"]))
 
 
-@pytest.mark.parametrize("name", ["hierarchical_pipeline.py", "encoder_backbone.py"])
-def test_pipeline_copies_are_identical(name: str) -> None:
-    """Each shipped package carries the pipeline and the encoder adapter (self-contained); the copies must not
-    drift."""
-    assert (REPO / "hbgl_hf" / name).read_bytes() == (REPO / "hpt_hf" / name).read_bytes()
+SHIPPED_COPIES = {"hierarchical_pipeline.py": ("hbgl_hf", "hpt_hf", "htc_tools/embed_lr"),
+                  "thresholds.py": ("hbgl_hf", "hpt_hf", "htc_tools/embed_lr"),
+                  "encoder_backbone.py": ("hbgl_hf", "hpt_hf"), "hierarchy_index.py": ("hbgl_hf", "hpt_hf")}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_COPIES))
+def test_shipped_copies_are_identical(name: str) -> None:
+    """Each self-contained model package ships its own copy of these modules; the copies must not drift."""
+    copies = {(REPO / folder / name).read_bytes() for folder in SHIPPED_COPIES[name]}
+    assert len(copies) == 1, name
 
 
 # ------------------------------------------------------------------ push_to_hub, offline (tests/fake_hub.py)

@@ -50,11 +50,6 @@ def parents_of(tax: Taxonomy) -> list[list[int]]:
     return [list(p) for p in tax.parents]
 
 
-def test_hierarchy_index_copies_are_identical() -> None:
-    assert (REPO / "hbgl_hf" / "hierarchy_index.py").read_bytes() == \
-        (REPO / "hpt_hf" / "hierarchy_index.py").read_bytes()
-
-
 # ------------------------------------------------------------------ index-based hierarchy == dense
 @pytest.mark.parametrize("name", REAL)
 def test_index_hierarchy_equals_dense_on_real_taxonomies(name: str) -> None:
