@@ -68,11 +68,15 @@ def run_label_pretraining(model: nn.Module, args: TrainingArguments, num_steps: 
 
 
 def split_head_learning_rate(optimizer: torch.optim.Optimizer, model: nn.Module, head_learning_rate: float) -> int:
-    """Splits each parameter group of a fresh ``optimizer`` in two: the encoder's parameters (names under
-    ``model.base_model_prefix``, tied label rows included) keep the group's learning rate, the others get
-    ``head_learning_rate``. Returns the number of head parameters."""
-    prefix = f"{model.base_model_prefix}."
-    head = {id(p) for n, p in model.named_parameters() if not n.startswith(prefix)}
+    """Splits each parameter group of a fresh ``optimizer`` in two: the encoder's parameters (HBGL's and HPT's
+    ``backbone``, whatever its family; else ``model.base_model``; tied label rows included) keep the group's
+    learning rate, the others get ``head_learning_rate``. Returns the number of head parameters."""
+    encoder = getattr(model, "backbone", None) or model.base_model
+    if encoder is model:
+        raise ValueError(f"{type(model).__name__} has no encoder apart from its head: --head_learning_rate cannot "
+                         "split its parameters")
+    in_encoder = {id(p) for p in encoder.parameters()}
+    head = {id(p) for p in model.parameters() if id(p) not in in_encoder}
     groups = []
     for group in optimizer.param_groups:
         for is_head in (False, True):

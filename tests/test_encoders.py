@@ -431,3 +431,22 @@ def test_deberta_with_a_convolution_layer_is_refused(tmp_path: Path, tokenizer, 
     tokenizer.save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="convolution layer"):
         build("hbgl", tmp_path, taxonomy)
+
+
+@pytest.mark.parametrize("model_type", ["hbgl", "hpt"])
+def test_head_learning_rate_leaves_a_non_bert_encoder_at_the_encoder_rate(model_type: str, encoder_dirs, taxonomy,
+                                                                           tmp_path: Path) -> None:
+    """The encoder of a non-BERT family sits under ``encoder``, not ``base_model_prefix`` (``bert``): it keeps the
+    encoder's learning rate, the heads get ``head_learning_rate``."""
+    from transformers import TrainingArguments
+
+    from htc_tools.trainer import HierarchicalTrainer
+
+    model = build(model_type, encoder_dirs["roberta"], taxonomy)
+    args = TrainingArguments(output_dir=str(tmp_path), learning_rate=1e-5, report_to="none", use_cpu=True)
+    optimizer = HierarchicalTrainer(model=model, args=args, head_learning_rate=1e-3).create_optimizer()
+    names = {id(p): n for n, p in model.named_parameters()}
+    by_lr: dict[float, set[str]] = {}
+    for group in optimizer.param_groups:
+        by_lr.setdefault(group["lr"], set()).update(names[id(p)].split(".")[0] for p in group["params"])
+    assert by_lr[1e-5] == {"encoder"} and "encoder" not in by_lr[1e-3] and "cls" in by_lr[1e-3]
