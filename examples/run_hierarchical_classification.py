@@ -13,7 +13,6 @@ from htc_tools.cli.train import (  # noqa: F401  (re-exported for scripts and te
     entry_point,
     main,
     parse_arguments,
-    parse_overrides,
     write_predictions,
 )
 

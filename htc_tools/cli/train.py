@@ -234,13 +234,6 @@ def early_stopping_callbacks(model_args: ModelArguments) -> list | None:
     return [EarlyStoppingCallback(model_args.early_stopping_patience)]
 
 
-def parse_overrides(text: str | None, schema) -> dict[str, object]:
-    """``"a=1,b=false,c=level"`` -> ``{"a": 1, "b": False, "c": "level"}``, checked against the fields of
-    ``schema`` (a config) and typed like ``PretrainedConfig.update_from_string``
-    (:func:`~htc_tools.run_checks.parse_config_overrides`)."""
-    return parse_config_overrides(text, schema)
-
-
 def build_model(model_args: ModelArguments, taxonomy, tokenizer, path: str, train_labels=None):
     """A new model on an encoder, or a trained HBGL/HPT folder of ``--model_type`` (hierarchy checked).
     ``train_labels`` (multi-hot rows) set a new flat head's bias to the label priors (``--classifier_bias_init``).
