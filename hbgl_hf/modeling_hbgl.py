@@ -148,7 +148,7 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         self._index_cache: dict[torch.device, dict[str, torch.Tensor]] = {}
         self.post_init()
 
-    def _indices(self) -> dict[str, torch.Tensor]:
+    def _indices(self) -> dict[str, torch.Tensor | list[torch.Tensor]]:
         """Tensors derived from the config, built once per device (not buffers: a meta-device
         ``from_pretrained`` would leave non-persistent buffers uninitialised)."""
         device = self.get_input_embeddings().weight.device
@@ -157,7 +157,7 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         return self._index_cache[device]
 
     @torch.inference_mode(False)  # normal tensors even when first called under inference_mode (pipelines)
-    def _build_indices(self, device: torch.device) -> dict[str, torch.Tensor]:
+    def _build_indices(self, device: torch.device) -> dict[str, torch.Tensor | list[torch.Tensor]]:
         config = self.config
         offset, num_labels, t = config.label_token_offset, config.num_labels, self.num_level_slots
         columns = torch.arange(offset, offset + num_labels, device=device)
@@ -172,6 +172,8 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         return {
             "label_levels": levels,
             "level_mask": levels[None, :] == torch.arange(1, self.depth + 1, device=device)[:, None],  # [D, L]
+            # per level h, the ids of its labels [L_h]: decoding scores only these at level h (issue 15)
+            "level_label_ids": [torch.nonzero(levels == h).squeeze(1) for h in range(1, self.depth + 1)],
             "label_columns": columns,
             "head_columns": torch.cat([torch.tensor([config.sep_token_id], device=device), columns]),
             "parent_links": parent_links(config.label_parents, root=None).to(device),  # [2, P] (child, parent)
@@ -417,7 +419,9 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
           at an earlier step, at any level.
 
         The text is encoded once and reused through a KV cache (``use_cache=False`` recomputes the whole
-        sequence at each step: same result, slower).
+        sequence at each step: same result, slower). Where a step's candidates are exactly one level's labels
+        (``"paper"``/``"stop_at_empty"`` with ``loss_columns="level"``), only that level's columns are scored and
+        fed back: a decode costs ``O(L)`` label scores in all, not ``O(D * L)``.
 
         Returns: :class:`HBGLDecodeOutput` with ``[B, L]`` probabilities, selection and logits: each label's score at
         its own level's step (``-1e4`` / probability 0 where that step did not run for the example); under
@@ -452,6 +456,7 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         level_mask, links = self._indices()["level_mask"], self._indices()["parent_links"]
         top_level = self.label_levels == 1
         score_columns = self.head_columns if authors else self.label_columns
+        level_ids = self._indices()["level_label_ids"] if not authors and config.loss_columns == "level" else None
 
         logits = torch.full((b, num_labels), -1e4, dtype=text_embeds.dtype, device=device)
         reached = torch.zeros(b, num_labels, dtype=torch.bool, device=device)  # scored while the path was alive
@@ -477,6 +482,15 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
                 positions = torch.cat([text_pos, slot_pos], 1)
                 types = torch.cat([text_types, torch.ones_like(slot_pos)], 1)
                 hidden = self._encode(embeds, positions, types, decoding_mask(text_mask, k))
+            if level_ids is not None:  # step k may fire level k + 1 only: score, select and feed those labels
+                fired_sum, empty = self._decode_level_step(hidden[:, -1], level_ids[k], label_rows, label_threshold,
+                                                           active, logits, reached, selected,
+                                                           links if consistent else None)
+                if k + 1 < num_steps:
+                    fed.append(torch.where(empty[:, None], empty_row, fired_sum))  # Eq. 11
+                if config.decoding == "stop_at_empty":
+                    active = active & ~empty
+                continue
             scores = self.cls(hidden[:, -1], score_columns)  # [B, (1 +) L]
             if authors:
                 stops, scores = scores[:, 0] > score_threshold, scores[:, 1:]
@@ -506,6 +520,28 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
                 active = alive
         probabilities = torch.where(reached, torch.sigmoid(logits), torch.zeros_like(logits))
         return HBGLDecodeOutput(probabilities=probabilities, selected=selected, logits=logits)
+
+    def _decode_level_step(self, hidden: torch.Tensor, ids: torch.Tensor, label_rows: torch.Tensor,
+                           label_threshold: float | torch.Tensor, alive: torch.Tensor, logits: torch.Tensor,
+                           reached: torch.Tensor, selected: torch.Tensor, links: torch.Tensor | None
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One ``"paper"`` decoding step on one level's labels only (Eq. 10-11).
+
+        ``hidden`` ``[B, H]`` the [MASK] slot; ``ids`` ``[L_h]`` the level's label ids; ``label_rows`` ``[L, H]``;
+        ``alive`` ``[B]``; ``logits``/``reached``/``selected`` ``[B, L]`` are updated in place on the ``ids``
+        columns; ``links``: real-parent links when decoding hierarchy-consistently, else None.
+        Returns the sum of the fired labels' embeddings ``[B, H]`` and whether none fired ``[B]``.
+        """
+        scores = self.cls(hidden, self.label_columns[ids])  # [B, L_h]
+        threshold = label_threshold[ids] if isinstance(label_threshold, torch.Tensor) else label_threshold
+        fires = (scores > threshold) & alive[:, None]
+        if links is not None:  # a label fires only under a selected parent (top level: the root)
+            under_parent = any_parent_selected(selected, links)[:, ids] | (self.label_levels[ids] == 1)[None, :]
+            fires &= under_parent
+        logits[:, ids] = torch.where(alive[:, None], scores, logits[:, ids])
+        reached[:, ids] |= alive[:, None]
+        selected[:, ids] |= fires
+        return fires.to(label_rows.dtype) @ label_rows[ids], ~fires.any(-1)
 
     # ---------------------------------------------------------------- global stage (Alg. 1)
     def pretrain_label_embeddings(self, num_steps: int, learning_rate: float = 1e-3, batch_size: int = 32,

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import shared_taxonomy
-from test_hbgl import DEPTH4, tiny_hbgl
+from conftest import padded_batch, shared_taxonomy
+from test_hbgl import BASE_VOCAB, DEPTH4, tiny_hbgl
 
 from hbgl_hf import HBGLConfig, LabelGraphPretrainer
 from hbgl_hf.graph_attention import edge_attention
@@ -243,3 +243,33 @@ def test_sparse_metrics_equal_former_dense_products(name: str, toy_taxonomy: Tax
 def test_scale_config_values_are_checked(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field):
         HBGLConfig(id2label={0: "a"}, label_parents=[[]], **{field: value})
+
+
+# ------------------------------------------------------------------ decoding scores reachable labels only
+@pytest.mark.parametrize(("loss_columns", "decoding", "scored_per_label"),
+                         [("level", "paper", 1), ("level", "stop_at_empty", 1), ("all", "paper", 4)])
+def test_paper_decoding_scores_each_level_on_its_own_labels(loss_columns: str, decoding: str,
+                                                            scored_per_label: int) -> None:
+    """Under Eq. 8's columns a step may fire only its level's labels, so decoding scores (and feeds back) those
+    alone: every label once per decode, O(L) not O(D * L). The selections equal the reference's
+    (tests/reference); here the head's columns are counted and the result checked against a decode that scores
+    every label at every step and keeps the step's level (the former code)."""
+    model = tiny_hbgl(DEPTH4, loss_columns=loss_columns, decoding=decoding).eval()
+    with torch.no_grad():
+        model.cls.bias[BASE_VOCAB:] = 2 * torch.tensor([(-1) ** i for i in range(DEPTH4.num_labels)])
+    scored: list[torch.Tensor] = []
+    model.cls.register_forward_hook(lambda module, args, out: scored.append(args[1].clone()))
+    batch = padded_batch([9, 4, 6, 2])
+    for use_cache in (True, False):
+        scored.clear()
+        out = model.decode(*batch, use_cache=use_cache, hierarchy_consistent=True)
+        columns = torch.cat(scored)
+        assert len(columns) == scored_per_label * DEPTH4.num_labels
+        assert torch.equal(columns.unique(), model.label_columns)
+    if loss_columns == "level":  # the former code: every label scored at every step, the step's level kept
+        model.config.loss_columns = "all"  # takes the all-columns path, whose candidates are the column mask:
+        levels = model._indices()["level_mask"]  # set back to each step's own level
+        model._indices()["column_mask"][: levels.shape[0], 1:] = levels
+        full = model.decode(*batch, hierarchy_consistent=True)
+        assert torch.equal(out.selected, full.selected) and out.selected.any()
+        assert torch.allclose(out.logits, full.logits, atol=1e-6)
