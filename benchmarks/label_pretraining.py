@@ -2,7 +2,9 @@
 """HBGL label pre-training step: the edge-list attention (``cpt_attention="edges"``, default) against the dense
 masked encoder path (``"dense"``, the computation before issue 15), and a flat fine-tuning step, measured
 round-robin in one process so that outside load falls on all alike (ratios), plus each path's peak RSS in a child
-process of its own. Writes the "label-pretraining" section of BENCHMARKS.md.
+process of its own. ``edges, bf16`` is the edge-list step under ``torch.autocast("cpu", torch.bfloat16)``, what
+the Trainer applies for ``--bf16`` (the flat step is timed both ways too). Writes the "label-pretraining" section
+of BENCHMARKS.md.
 
     python benchmarks/label_pretraining.py --dataset_dir examples/data/scale/icd10cm_depth2 --batch_size 32
 """
@@ -44,6 +46,18 @@ def stage_step(model: HBGLForHierarchicalClassification, attention: str, batch_s
     return step
 
 
+def in_bf16(step):
+    """``step`` under the CPU bf16 autocast the Trainer uses for ``--bf16``."""
+    def autocast_step() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            step()
+
+    return autocast_step
+
+
+VARIANTS = {"edges": ("edges", False), "edges, bf16": ("edges", True), "dense": ("dense", False)}
+
+
 def flat_step(num_labels: int, batch_size: int, length: int):
     from transformers import BertForSequenceClassification
 
@@ -66,13 +80,15 @@ def main() -> None:
     parser.add_argument("--dataset_dir", type=Path, required=True)
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--child", choices=["edges", "dense"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=list(VARIANTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     taxonomy = load_taxonomy(args.dataset_dir / "taxonomy.json")
     model = HBGLForHierarchicalClassification.from_encoder(
         resolve_model_path("embedded-minilm"), list(taxonomy.labels), [list(p) for p in taxonomy.parents])
     if args.child:  # two steps, then this process's peak RSS
-        step = stage_step(model, args.child, args.batch_size)
+        attention, bf16 = VARIANTS[args.child]
+        step = stage_step(model, attention, args.batch_size)
+        step = in_bf16(step) if bf16 else step
         for _ in range(2):
             step()
         with open("/proc/self/status") as f:  # VmHWM: reset at exec (ru_maxrss is inherited from the parent)
@@ -81,8 +97,11 @@ def main() -> None:
         return
     with open("/proc/loadavg") as f:
         load_start = " ".join(f.read().split()[:3])
-    fns = {"edges": stage_step(model, "edges", args.batch_size), "dense": stage_step(model, "dense", args.batch_size),
-           "flat fine-tune (batch 16 x 128)": flat_step(taxonomy.num_labels, 16, 128)}
+    fns = {name: in_bf16(stage_step(model, attention, args.batch_size)) if bf16 else
+           stage_step(model, attention, args.batch_size) for name, (attention, bf16) in VARIANTS.items()}
+    flat_name = "flat fine-tune (batch 16 x 128)"
+    fns[flat_name] = flat_step(taxonomy.num_labels, 16, 128)
+    fns[flat_name + ", bf16"] = in_bf16(flat_step(taxonomy.num_labels, 16, 128))
     wall: dict[str, list[float]] = {n: [] for n in fns}
     cpu: dict[str, list[float]] = {n: [] for n in fns}
     for fn in fns.values():
@@ -97,12 +116,12 @@ def main() -> None:
     with open("/proc/loadavg") as f:
         load_end = " ".join(f.read().split()[:3])
     peaks = {}
-    for attention in ("edges", "dense"):
+    for variant in VARIANTS:
         done = subprocess.run([sys.executable, __file__, "--dataset_dir", str(args.dataset_dir), "--batch_size",
-                               str(args.batch_size), "--child", attention], capture_output=True, text=True)
+                               str(args.batch_size), "--child", variant], capture_output=True, text=True)
         ok = done.returncode == 0
-        peaks[attention] = json.loads(done.stdout.strip().splitlines()[-1])["peak_gib"] if ok else None
-    flat = statistics.median(wall["flat fine-tune (batch 16 x 128)"])
+        peaks[variant] = json.loads(done.stdout.strip().splitlines()[-1])["peak_gib"] if ok else None
+    flat = statistics.median(wall[flat_name])
     rows = []
     for name in fns:
         w, c = statistics.median(wall[name]), statistics.median(cpu[name])

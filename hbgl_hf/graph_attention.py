@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AttentionInterface
 
-from .hierarchy_index import edge_sum, segment_softmax
+from .hierarchy_index import edge_sum, gather_sum_by, segment_softmax
 
 ATTENTION_NAME = "hbgl_label_graph"
 
@@ -40,8 +40,8 @@ class _EdgeScores(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         q, k, receivers, senders = ctx.saved_tensors
-        grad_q = torch.zeros_like(q).index_add_(0, receivers, grad[..., None] * k.index_select(0, senders))
-        grad_k = torch.zeros_like(k).index_add_(0, senders, grad[..., None] * q.index_select(0, receivers))
+        grad_q = gather_sum_by(grad, k, senders, receivers, q.shape[0])
+        grad_k = gather_sum_by(grad, q, receivers, senders, k.shape[0])
         return grad_q, grad_k, None, None
 
 
@@ -61,9 +61,11 @@ def edge_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, 
     """
     b, h, n, d = query.shape
     q, k, v = (x.transpose(1, 2).reshape(b * n, h, d) for x in (query, key, value))  # [B * N, heads, d]
-    scores = _EdgeScores.apply(q, k, receivers, senders) * scaling  # [E, heads]
+    # the [E, heads] scores and their softmax in at least float32 (under a bf16 autocast too), the [E, heads, d]
+    # products in the projections' dtype
+    scores = _EdgeScores.apply(q, k, receivers, senders).to(torch.promote_types(q.dtype, torch.float32)) * scaling
     probabilities = F.dropout(segment_softmax(scores, receivers, b * n), dropout, training)
-    return edge_sum(probabilities, v, receivers, senders).view(b, n, h, d)
+    return edge_sum(probabilities.to(v.dtype), v, receivers, senders).view(b, n, h, d)
 
 
 def label_graph_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,

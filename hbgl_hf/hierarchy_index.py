@@ -27,6 +27,19 @@ def any_parent_selected(selected: torch.Tensor, links: torch.Tensor) -> torch.Te
     return counts > 0
 
 
+def segment_sum(values: torch.Tensor, index: torch.Tensor, num_segments: int) -> torch.Tensor:
+    """Rows of ``values`` ``[E, ...]`` summed per ``index`` ``[E]`` (``0 .. num_segments - 1``) ->
+    ``[num_segments, ...]``: ``zeros.index_add_(0, index, values)``, computed as a sorted segment reduction, several
+    times faster than ``index_add_``'s scatter on CPU (the rows are put in index order first where they are not)."""
+    if index.numel() > 1 and not bool((index[1:] >= index[:-1]).all()):
+        order = torch.argsort(index, stable=True)
+        values, index = values.index_select(0, order), index[order]
+    lengths = torch.bincount(index, minlength=num_segments)
+    if values.numel() == 0:
+        return values.new_zeros((num_segments, *values.shape[1:]))
+    return torch.segment_reduce(values, "sum", lengths=lengths, unsafe=True)
+
+
 def segment_softmax(scores: torch.Tensor, segments: torch.Tensor, num_segments: int) -> torch.Tensor:
     """Softmax of ``scores`` ``[E, ...]`` within each segment of rows (``segments`` ``[E]`` in
     ``0 .. num_segments - 1``; e.g. the receiving node of each edge), the segment's maximum subtracted first (as
@@ -35,8 +48,7 @@ def segment_softmax(scores: torch.Tensor, segments: torch.Tensor, num_segments: 
     index = segments.view(-1, *([1] * (scores.dim() - 1))).expand_as(scores)
     maximum = scores.new_full(shape, float("-inf")).scatter_reduce(0, index, scores.detach(), "amax")
     exp = (scores - maximum.index_select(0, segments)).exp()
-    total = scores.new_zeros(shape).index_add(0, segments, exp)
-    return exp / total.index_select(0, segments)
+    return exp / segment_sum(exp, segments, num_segments).index_select(0, segments)
 
 
 def word_piece_rows(tokenizer: object, texts: Sequence[str], table: torch.Tensor, mode: str = "mean",
@@ -51,6 +63,17 @@ def word_piece_rows(tokenizer: object, texts: Sequence[str], table: torch.Tensor
     return torch.nn.functional.embedding_bag(flat, table, offsets.to(table.device), mode=mode)
 
 
+def gather_sum_by(weights: torch.Tensor, gathered_from: torch.Tensor, gather_index: torch.Tensor,
+                  sum_index: torch.Tensor, num_segments: int) -> torch.Tensor:
+    """``sum over e with sum_index[e] = i of weights[e] * gathered_from[gather_index[e]]`` -> ``[num_segments, *, d]``
+    (``weights`` ``[E, *]``, ``gathered_from`` ``[N, *, d]``). The edges are visited in ``sum_index`` order, so the
+    ``[E, *, d]`` products are built already sorted for :func:`segment_sum` (no permutation of the large tensor)."""
+    if sum_index.numel() > 1 and not bool((sum_index[1:] >= sum_index[:-1]).all()):
+        order = torch.argsort(sum_index, stable=True)
+        weights, gather_index, sum_index = weights[order], gather_index[order], sum_index[order]
+    return segment_sum(weights[..., None] * gathered_from.index_select(0, gather_index), sum_index, num_segments)
+
+
 class _EdgeSum(torch.autograd.Function):
     """``p [E, *], v [N, *, d]`` -> ``[N, *, d]``: ``out[i] = sum over edges (i <- j) of p_e v[j]``; keeps ``p`` and
     ``v`` for backward, not the ``[E, *, d]`` gather (which is most of the memory when E is several times N)."""
@@ -58,14 +81,13 @@ class _EdgeSum(torch.autograd.Function):
     @staticmethod
     def forward(ctx, p, v, receivers, senders):
         ctx.save_for_backward(p, v, receivers, senders)
-        return torch.zeros_like(v).index_add_(0, receivers, p[..., None] * v.index_select(0, senders))
+        return gather_sum_by(p, v, senders, receivers, v.shape[0])
 
     @staticmethod
     def backward(ctx, grad):
         p, v, receivers, senders = ctx.saved_tensors
-        gathered = grad.index_select(0, receivers)  # [E, h, d]
-        grad_p = (gathered * v.index_select(0, senders)).sum(-1)
-        grad_v = torch.zeros_like(v).index_add_(0, senders, p[..., None] * gathered)
+        grad_p = (grad.index_select(0, receivers) * v.index_select(0, senders)).sum(-1)
+        grad_v = gather_sum_by(p, grad, receivers, senders, v.shape[0])
         return grad_p, grad_v, None, None
 
 

@@ -122,7 +122,8 @@ def sample_label_subset(generator: torch.Generator, max_labels: int, parents: Se
 
 def sequence_edges(slots: torch.Tensor, links: torch.Tensor, self_attention: bool) -> torch.Tensor:
     """``[B, n]`` label id per slot (``-1``: padding) and the ``[2, P]`` :func:`parent_links` -> ``[2, E]``
-    ``(receiver, sender)`` indices into the ``B * (n + 2)`` flattened positions of ``[CLS] slots [SEP]`` rows:
+    ``(receiver, sender)`` indices, sorted by receiver, into the ``B * (n + 2)`` flattened positions of
+    ``[CLS] slots [SEP]`` rows:
     the label graph of each row's labels (Eq. 2: parent-child links both ways, a top-level label and [CLS]; self
     loops when ``self_attention``); [SEP] and padding slots see only themselves and nobody sees them."""
     b, n = slots.shape
@@ -145,7 +146,8 @@ def sequence_edges(slots: torch.Tensor, links: torch.Tensor, self_attention: boo
     flat_own = (own + torch.arange(b, device=device)[:, None] * width)[sees_itself]
     receivers = torch.cat([child_pos, parent_pos, flat_own])
     senders = torch.cat([parent_pos, child_pos, flat_own])
-    return torch.stack([receivers, senders])
+    order = torch.argsort(receivers, stable=True)  # receiver order: the attention's sums are sorted segment sums
+    return torch.stack([receivers[order], senders[order]])
 
 
 class LabelGraphPretrainer(nn.Module):
@@ -283,7 +285,8 @@ class LabelGraphPretrainer(nn.Module):
         hidden = hidden[:, 1:-1]  # [B, n, H]
         if not masked.any():  # nothing to predict (explicit masks only): a zero loss that still backpropagates
             return {"loss": self.label_embeddings.sum() * 0}
-        transformed = torch.zeros_like(hidden).index_put((masked,), model.cls.transform(hidden[masked]))
+        transformed = torch.zeros_like(hidden).index_put(  # (under bf16 autocast the head's output is bf16)
+            (masked,), model.cls.transform(hidden[masked]).to(hidden.dtype))
         scores = transformed @ slot_rows.transpose(1, 2)  # [B, n, n]: each slot against the sequence's labels
         groups = torch.where(valid, self.target_groups[slots.clamp(min=0)], -1)
         same = ((groups[:, :, None] == groups[:, None, :]) & (groups[:, :, None] >= 0)) | torch.eye(

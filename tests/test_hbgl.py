@@ -396,6 +396,26 @@ def test_label_pretraining_trainer_stage_equals_the_plain_loop(tmp_path: Path) -
     torch.testing.assert_close(staged.state_dict()[table][rows], plain.state_dict()[table][rows], rtol=0, atol=1e-6)
 
 
+def test_label_pretraining_stage_runs_under_bf16_autocast(tmp_path: Path) -> None:
+    """``--bf16`` reaches the stage (the Trainer's CPU autocast): it trains the label rows to nearly the float32
+    result. Before, the head's bf16 output could not be written into the float32 hidden states (an error)."""
+    from transformers import TrainingArguments
+
+    from htc_tools.trainer import run_label_pretraining
+
+    no_dropout = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+    fp32, bf16 = tiny_hbgl(DEPTH4, **no_dropout), tiny_hbgl(DEPTH4, **no_dropout)
+    before = fp32.get_input_embeddings().weight[fp32.label_columns].clone()
+    common = {"seed": 7, "use_cpu": True, "report_to": "none", "disable_tqdm": True}
+    run_label_pretraining(fp32, TrainingArguments(output_dir=str(tmp_path / "a"), **common), 3, 1e-2, 4)
+    run_label_pretraining(bf16, TrainingArguments(output_dir=str(tmp_path / "b"), bf16=True, **common), 3, 1e-2, 4)
+    moved = fp32.get_input_embeddings().weight[fp32.label_columns] - before
+    moved_bf16 = bf16.get_input_embeddings().weight[bf16.label_columns] - before
+    assert bf16.get_input_embeddings().weight.dtype == torch.float32  # the rows and their optimiser stay float32
+    assert moved.abs().max() > 1e-3
+    assert torch.nn.functional.cosine_similarity(moved.flatten(), moved_bf16.flatten(), dim=0) > 0.9
+
+
 def test_label_masks_differ_per_row_and_repeat_from_the_seed() -> None:
     """Every row of the stage (so every DDP rank's share of a step) draws its own masks, reproducibly."""
     stage = LabelGraphPretrainer(tiny_hbgl(load_taxonomy(shared_taxonomy("raw/wos.taxonomy"))))

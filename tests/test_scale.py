@@ -18,7 +18,7 @@ from test_hbgl import BASE_VOCAB, DEPTH4, tiny_hbgl
 
 from hbgl_hf import HBGLConfig, LabelGraphPretrainer
 from hbgl_hf.graph_attention import edge_attention
-from hbgl_hf.hierarchy_index import any_parent_selected, parent_links
+from hbgl_hf.hierarchy_index import any_parent_selected, parent_links, segment_sum
 from hbgl_hf.label_pretraining import (
     sample_label_subset,
     sequence_edges,
@@ -87,6 +87,18 @@ def test_label_levels_derived_once_and_invalidated() -> None:
     config.label_parents = [[], [0], [0]]
     assert config.label_levels == [1, 2, 2] and config.depth == 2
     assert "_label_levels_cache" not in config.to_json_string()
+
+
+@pytest.mark.parametrize("sort", [True, False])
+def test_segment_sum_equals_index_add(sort: bool) -> None:
+    """The sorted segment reduction == ``index_add_``, for indices in any order, empty segments and no rows."""
+    g = torch.Generator().manual_seed(3)
+    index = torch.randint(0, 7, (40,), generator=g)
+    index = index.sort().values if sort else index
+    values = torch.randn(40, 3, 2, generator=g, dtype=torch.float64)
+    expected = torch.zeros(9, 3, 2, dtype=torch.float64).index_add_(0, index, values)
+    assert torch.allclose(segment_sum(values, index, 9), expected, atol=1e-12)
+    assert torch.equal(segment_sum(values[:0], index[:0], 4), torch.zeros(4, 3, 2, dtype=torch.float64))
 
 
 # ------------------------------------------------------------------ edge-list attention == dense
