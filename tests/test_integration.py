@@ -357,3 +357,22 @@ def test_flat_head_bias_starts_at_the_priors_only_when_the_head_is_new(tiny_enco
     model.save_pretrained(tmp_path / "flat")
     again = build_model(args, taxonomy, tokenizer, str(tmp_path / "flat"), train_labels)
     assert torch.equal(again.classifier.bias.detach(), torch.full_like(priors, 0.25))
+
+
+@pytest.mark.parametrize("model_type", ["hbgl", "hpt", "flat"])
+def test_cli_trains_and_predicts_under_bf16_on_cpu(model_type: str, tiny_encoder_dir: Path, toy_dataset_dir: Path,
+                                                  tmp_path: Path) -> None:
+    """``--bf16`` (the Trainer's CPU autocast) through fine-tuning, HBGL's label pre-training, evaluation and
+    prediction; the saved weights stay float32."""
+    sys.path.insert(0, str(REPO / "examples"))
+    from run_hierarchical_classification import main as run
+
+    out = tmp_path / "out"
+    results = run(["--model_type", model_type, "--model_name_or_path", str(tiny_encoder_dir), "--dataset_dir",
+                   str(toy_dataset_dir), "--output_dir", str(out), "--do_train", "--do_eval", "--do_predict",
+                   "--max_steps", "2", "--per_device_train_batch_size", "4", "--max_seq_length", "32",
+                   "--label_pretraining_steps", "2", "--label_pretraining_batch_size", "2", "--bf16",
+                   "--use_cpu", "--report_to", "none", "--disable_tqdm", "true"])
+    assert {"eval_macro_f1", "test_micro_f1"} <= set(results)
+    config = json.loads((out / "config.json").read_text())
+    assert config.get("dtype", config.get("torch_dtype")) in (None, "float32")
