@@ -61,8 +61,8 @@ def edge_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, 
     """
     b, h, n, d = query.shape
     q, k, v = (x.transpose(1, 2).reshape(b * n, h, d) for x in (query, key, value))  # [B * N, heads, d]
-    # the [E, heads] scores and their softmax in at least float32 (under a bf16 autocast too), the [E, heads, d]
-    # products in the projections' dtype
+    # the [E, heads, d] products in the projections' dtype (bf16 under a bf16 autocast), the softmax of the
+    # [E, heads] scores in at least float32
     scores = _EdgeScores.apply(q, k, receivers, senders).to(torch.promote_types(q.dtype, torch.float32)) * scaling
     probabilities = F.dropout(segment_softmax(scores, receivers, b * n), dropout, training)
     return edge_sum(probabilities.to(v.dtype), v, receivers, senders).view(b, n, h, d)
