@@ -35,6 +35,8 @@ def segment_sum(values: torch.Tensor, index: torch.Tensor, num_segments: int) ->
         order = torch.argsort(index, stable=True)
         values, index = values.index_select(0, order), index[order]
     lengths = torch.bincount(index, minlength=num_segments)
+    if len(lengths) > num_segments:  # index_add_ would raise; a longer result would be silently wrong
+        raise IndexError(f"segment index {int(index.max())} out of range for {num_segments} segments")
     if values.numel() == 0:
         return values.new_zeros((num_segments, *values.shape[1:]))
     return torch.segment_reduce(values, "sum", lengths=lengths, unsafe=True)

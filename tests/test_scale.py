@@ -99,6 +99,8 @@ def test_segment_sum_equals_index_add(sort: bool) -> None:
     expected = torch.zeros(9, 3, 2, dtype=torch.float64).index_add_(0, index, values)
     assert torch.allclose(segment_sum(values, index, 9), expected, atol=1e-12)
     assert torch.equal(segment_sum(values[:0], index[:0], 4), torch.zeros(4, 3, 2, dtype=torch.float64))
+    with pytest.raises(IndexError, match="out of range for 5 segments"):
+        segment_sum(values, index, 5)  # index_add_ raises there too; a 7-row result would be silently wrong
 
 
 # ------------------------------------------------------------------ edge-list attention == dense
