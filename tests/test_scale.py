@@ -89,18 +89,22 @@ def test_label_levels_derived_once_and_invalidated() -> None:
     assert "_label_levels_cache" not in config.to_json_string()
 
 
-@pytest.mark.parametrize("sort", [True, False])
-def test_segment_sum_equals_index_add(sort: bool) -> None:
-    """The sorted segment reduction == ``index_add_``, for indices in any order, empty segments and no rows."""
+def test_segment_sum_accumulates_low_precision_in_float32() -> None:
+    """Sums per segment in any index order, in the values' dtype, accumulated in float32: 300 bf16 ones add up to 300
+    (a bf16 running sum stops at 256); an index out of range is an error, not a longer result."""
     g = torch.Generator().manual_seed(3)
     index = torch.randint(0, 7, (40,), generator=g)
-    index = index.sort().values if sort else index
     values = torch.randn(40, 3, 2, generator=g, dtype=torch.float64)
-    expected = torch.zeros(9, 3, 2, dtype=torch.float64).index_add_(0, index, values)
+    expected = torch.zeros(9, 3, 2, dtype=torch.float64)
+    for i, row in zip(index.tolist(), values, strict=True):
+        expected[i] += row
     assert torch.allclose(segment_sum(values, index, 9), expected, atol=1e-12)
     assert torch.equal(segment_sum(values[:0], index[:0], 4), torch.zeros(4, 3, 2, dtype=torch.float64))
-    with pytest.raises(IndexError, match="out of range for 5 segments"):
-        segment_sum(values, index, 5)  # index_add_ raises there too; a 7-row result would be silently wrong
+    ones = torch.ones(300, 2, dtype=torch.bfloat16)
+    total = segment_sum(ones, torch.zeros(300, dtype=torch.long), 1)
+    assert total.dtype == torch.bfloat16 and total.tolist() == [[300.0, 300.0]]
+    with pytest.raises((IndexError, RuntimeError), match=r"out of (range|bounds)"):
+        segment_sum(values, index, 5)
 
 
 # ------------------------------------------------------------------ edge-list attention == dense
