@@ -184,7 +184,7 @@ def base_model_id(name_or_path: str | None) -> str | None:
 
 def base_model_license(name_or_path: str | None) -> str | None:
     """The ``license`` of the base model's own card: a local folder's, the Hub cache's, or (online) the Hub's."""
-    if name_or_path == EMBEDDED_ENCODER:
+    if name_or_path in (EMBEDDED_ENCODER, EMBEDDED_ENCODER_HUB_ID):  # installed: its package's card, no request
         try:
             name_or_path = resolve_model_path(EMBEDDED_ENCODER)  # the package's folder
         except ImportError:  # not installed: read the Hub id's card below

