@@ -73,24 +73,25 @@ def gather_sum_by(weights: torch.Tensor, gathered_from: torch.Tensor, gather_ind
 
 
 class _EdgeSum(torch.autograd.Function):
-    """``p [E, *], v [N, *, d]`` -> ``[N, *, d]``: ``out[i] = sum over edges (i <- j) of p_e v[j]``; keeps ``p`` and
+    """``p [E, *], v [N, *, d]`` -> ``[R, *, d]``: ``out[i] = sum over edges (i <- j) of p_e v[j]``; keeps ``p`` and
     ``v`` for backward, not the ``[E, *, d]`` gather (which is most of the memory when E is several times N)."""
 
     @staticmethod
-    def forward(ctx, p, v, receivers, senders):
+    def forward(ctx, p, v, receivers, senders, num_receivers):
         ctx.save_for_backward(p, v, receivers, senders)
-        return gather_sum_by(p, v, senders, receivers, v.shape[0])
+        return gather_sum_by(p, v, senders, receivers, num_receivers)
 
     @staticmethod
     def backward(ctx, grad):
         p, v, receivers, senders = ctx.saved_tensors
         grad_p = (grad.index_select(0, receivers) * v.index_select(0, senders)).sum(-1)
         grad_v = gather_sum_by(p, grad, receivers, senders, v.shape[0])
-        return grad_p, grad_v, None, None
+        return grad_p, grad_v, None, None, None
 
 
-def edge_sum(weights: torch.Tensor, values: torch.Tensor, receivers: torch.Tensor,
-             senders: torch.Tensor) -> torch.Tensor:
+def edge_sum(weights: torch.Tensor, values: torch.Tensor, receivers: torch.Tensor, senders: torch.Tensor,
+             num_receivers: int | None = None) -> torch.Tensor:
     """Weighted sum of each receiver's incoming messages: ``weights`` ``[E, *]``, ``values`` ``[N, *, d]`` ->
-    ``[N, *, d]`` (:class:`_EdgeSum`)."""
-    return _EdgeSum.apply(weights, values, receivers, senders)
+    ``[R, *, d]`` (:class:`_EdgeSum`); receivers number ``R = num_receivers`` (default ``N``: one set of nodes)."""
+    rows = values.shape[0] if num_receivers is None else num_receivers
+    return _EdgeSum.apply(weights, values, receivers, senders, rows)

@@ -17,7 +17,7 @@ from conftest import padded_batch, shared_taxonomy
 from test_hbgl import BASE_VOCAB, DEPTH4, tiny_hbgl
 
 from hbgl_hf import HBGLConfig, LabelGraphPretrainer
-from hbgl_hf.graph_attention import edge_attention
+from hbgl_hf.graph_attention import ATTENTION_NAME, attention_implementation, edge_attention, encode_wanted_positions
 from hbgl_hf.hierarchy_index import any_parent_selected, parent_links, segment_sum
 from hbgl_hf.label_pretraining import (
     sample_label_subset,
@@ -166,6 +166,36 @@ def test_sampled_pretraining_equals_whole_graph_when_it_fits() -> None:
         assert torch.equal(masked, results[0][0])
         assert loss == pytest.approx(results[0][1], abs=1e-6)
         assert torch.allclose(grad, results[0][2], atol=1e-6)
+
+
+@pytest.mark.parametrize("self_attention", [False, True])
+def test_encoding_only_the_wanted_positions_equals_the_full_run(self_attention: bool) -> None:
+    """``encode_wanted_positions`` (what the stage runs: each layer only for the positions the masked slots' last
+    states depend on) == the whole encoder with the edge attention, at the masked slots, states and input gradients,
+    on the real RCV1 taxonomy; the last layer's feed-forward sees only the masked slots."""
+    tax = real("rcv1")
+    model = tiny_hbgl(tax, attn="eager", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                      cpt_self_attention=self_attention).eval()
+    stage = LabelGraphPretrainer(model)
+    slots, masked = stage.draw_sequences(torch.tensor([0.2, 0.6, 1.0]), torch.tensor([1, 2, 3]))
+    b, n = masked.shape
+    receivers, senders = sequence_edges(slots, stage.links, self_attention)
+    wanted = torch.nn.functional.pad(masked, (1, 1)).reshape(-1)
+    states = torch.randn(b * (n + 2), model.config.hidden_size, generator=torch.Generator().manual_seed(0),
+                         requires_grad=True)
+    with attention_implementation(model.bert.config, ATTENTION_NAME):
+        full = model.bert.encoder(states.view(b, n + 2, -1), label_graph=(receivers, senders)).last_hidden_state
+    full = full.reshape(b * (n + 2), -1)[wanted]
+    fed = []
+    hook = model.bert.encoder.layer[-1].intermediate.dense.register_forward_pre_hook(lambda m, a: fed.append(a[0]))
+    pruned = encode_wanted_positions(model.bert.encoder, states, receivers, senders, wanted)
+    hook.remove()
+    assert fed[0].shape[0] == int(masked.sum()) < b * (n + 2) // 2
+    assert torch.allclose(pruned, full, atol=1e-5)
+    weights = torch.randn(full.shape, generator=torch.Generator().manual_seed(1))
+    (grad_full,) = torch.autograd.grad((full * weights).sum(), states)
+    (grad_pruned,) = torch.autograd.grad((pruned * weights).sum(), states)
+    assert torch.allclose(grad_pruned, grad_full, atol=1e-5) and grad_full.abs().sum() > 0
 
 
 def test_sampled_subgraphs_are_ancestor_closed_label_graphs() -> None:

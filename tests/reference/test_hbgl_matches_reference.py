@@ -17,7 +17,7 @@ from compare_helpers import TOY, one_thread, parents_of, taxonomy  # noqa: F401 
 from conftest import padded_batch
 from test_hbgl import BASE_VOCAB, DEPTH4, tiny_hbgl
 
-from hbgl_hf import HBGLForHierarchicalClassification, LabelGraphPretrainer
+from hbgl_hf import HBGLForHierarchicalClassification, LabelGraphPretrainer, label_pretraining
 from hbgl_hf.label_pretraining import masked_label_targets, shared_target_matrix, sibling_group_keys
 from htc_tools.taxonomy import Taxonomy
 
@@ -69,6 +69,24 @@ def capture_bert_inputs(model: HBGLForHierarchicalClassification) -> tuple[list[
         seen.append(dict(kwargs))
 
     return seen, model.bert.register_forward_pre_hook(hook, with_kwargs=True)
+
+
+def capture_edge_encoder_inputs(model: HBGLForHierarchicalClassification, monkeypatch: pytest.MonkeyPatch
+                                ) -> tuple[list[dict], object]:
+    """The edge-list label pre-training path: per call, the keyword arguments of ``model.bert.embeddings`` plus the
+    ``label_graph=(receivers, senders)`` its encoder pass runs on; returns (records, hook handle)."""
+    seen: list[dict] = []
+    run = label_pretraining.encode_wanted_positions
+
+    def hook(_module: object, _args: tuple, kwargs: dict) -> None:
+        seen.append(dict(kwargs))
+
+    def recording(encoder, hidden, receivers, senders, wanted):
+        seen[-1]["label_graph"] = (receivers, senders)
+        return run(encoder, hidden, receivers, senders, wanted)
+
+    monkeypatch.setattr(label_pretraining, "encode_wanted_positions", recording)
+    return seen, model.bert.embeddings.register_forward_pre_hook(hook, with_kwargs=True)
 
 
 def set_biases(model: HBGLForHierarchicalClassification, labels: dict[str, float], sep: float) -> None:
@@ -144,7 +162,8 @@ def test_reference_bert_call_takes_the_additive_mask() -> None:
 # ------------------------------------------------------------------ global stage: layout, targets, ratio, loss
 @pytest.mark.parametrize("name", ["depth4", "toy", "rcv1", "wos", "nyt"])
 @pytest.mark.parametrize(("self_attention", "segment_id"), [(True, 1), (False, 0), (True, 0), (False, 1)])
-def test_global_layout_matches_reference(name: str, self_attention: bool, segment_id: int) -> None:
+def test_global_layout_matches_reference(name: str, self_attention: bool, segment_id: int,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """Global stage input layout: LabelGraphPretrainer's ``positions`` and ``graph_mask``, and the position ids,
     token types and attention it hands BERT, equal the reference's ``global_stage_layout`` (Eq. 1-2) for
     cpt_self_attention x cpt_segment_id, on real taxonomies and a DAG: under ``cpt_attention="dense"`` the
@@ -159,7 +178,9 @@ def test_global_layout_matches_reference(name: str, self_attention: bool, segmen
         stage = LabelGraphPretrainer(model)
         assert torch.equal(stage.positions.cpu(), layout["position_ids"])
         assert torch.equal(stage.graph_mask.cpu(), layout["may_attend"])
-        seen, handle = capture_bert_inputs(model)
+        # dense: the model.bert(...) call; edges: the embeddings' inputs and the edges the encoder runs on
+        seen, handle = capture_bert_inputs(model) if attention == "dense" else capture_edge_encoder_inputs(
+            model, monkeypatch)
         masked = torch.zeros(2, tax.num_labels, dtype=torch.bool)
         masked[0, 0] = masked[1, -1] = True
         with torch.no_grad():
