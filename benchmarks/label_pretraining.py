@@ -24,7 +24,7 @@ from common import command, machine, markdown_table, write_section
 
 from hbgl_hf import HBGLForHierarchicalClassification, LabelGraphPretrainer
 from hbgl_hf.label_pretraining import stage_rows
-from htc_tools.taxonomy import load_taxonomy
+from htc_tools.taxonomy import Taxonomy, load_taxonomy
 from htc_tools.training import resolve_model_path
 
 
@@ -57,6 +57,16 @@ def in_bf16(step):
     return autocast_step
 
 
+def level_order_cut(taxonomy: Taxonomy, num_labels: int | None) -> Taxonomy:
+    """The first ``num_labels`` labels by (level, id): every kept label's parents are kept (they sit a level up)."""
+    if not num_labels or num_labels >= taxonomy.num_labels:
+        return taxonomy
+    kept = sorted(range(taxonomy.num_labels), key=lambda i: (taxonomy.levels[i], i))[:num_labels]
+    new_id = {old: new for new, old in enumerate(kept)}
+    return Taxonomy.from_parents([taxonomy.labels[i] for i in kept],
+                                 [[new_id[p] for p in taxonomy.parents[i]] for i in kept])
+
+
 VARIANTS = {"edges": ("edges", False), "edges, bf16": ("edges", True), "dense": ("dense", False)}
 
 
@@ -82,9 +92,11 @@ def main() -> None:
     parser.add_argument("--dataset_dir", type=Path, required=True)
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--num_labels", type=int, default=None,
+                        help="keep the first N labels in level order (an ancestor-closed cut, e.g. issue 15's 366)")
     parser.add_argument("--child", choices=list(VARIANTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    taxonomy = load_taxonomy(args.dataset_dir / "taxonomy.json")
+    taxonomy = level_order_cut(load_taxonomy(args.dataset_dir / "taxonomy.json"), args.num_labels)
     model = HBGLForHierarchicalClassification.from_encoder(
         resolve_model_path("embedded-minilm"), list(taxonomy.labels), [list(p) for p in taxonomy.parents])
     if args.child:  # two steps, then this process's peak RSS
@@ -119,8 +131,9 @@ def main() -> None:
         load_end = " ".join(f.read().split()[:3])
     peaks = {}
     for variant in VARIANTS:
+        cut = ["--num_labels", str(args.num_labels)] if args.num_labels else []
         done = subprocess.run([sys.executable, __file__, "--dataset_dir", str(args.dataset_dir), "--batch_size",
-                               str(args.batch_size), "--child", variant], capture_output=True, text=True)
+                               str(args.batch_size), "--child", variant, *cut], capture_output=True, text=True)
         ok = done.returncode == 0
         peaks[variant] = json.loads(done.stdout.strip().splitlines()[-1])["peak_gib"] if ok else None
     flat = statistics.median(wall[flat_name])

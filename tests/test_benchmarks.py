@@ -41,3 +41,20 @@ def test_paper_protocol_commands_run_on_tiny_data(method: str, dataset: str, tin
     assert config["model_type"] == method
     if method == "hbgl" and dataset != "rcv1":
         assert config["cpt_mask_ratio_max"] == 0.15  # the authors' constant ratio for WOS/NYT
+
+
+def test_label_pretraining_benchmark_cuts_an_ancestor_closed_taxonomy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--num_labels N`` keeps the first N labels in level order: every kept label keeps its parents (by name)."""
+    from conftest import shared_taxonomy
+
+    from htc_tools.taxonomy import load_taxonomy
+
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # the script imports its sibling ``common``
+    script = load_script("label_pretraining")
+    full = load_taxonomy(shared_taxonomy("raw/nyt.taxonomy"))
+    cut = script.level_order_cut(full, 60)
+    assert cut.num_labels == 60 and script.level_order_cut(full, None) is full
+    assert list(cut.levels) == sorted(cut.levels) and max(cut.levels) > 1
+    for i, parents in enumerate(cut.parents):
+        original = full.id(cut.labels[i])
+        assert sorted(cut.labels[p] for p in parents) == sorted(full.labels[p] for p in full.parents[original])
