@@ -50,7 +50,8 @@ class HBGLConfig(BertConfig):
         label_token_offset: id of the first label row in the word-embedding table (the base vocab size).
         sep_token_id, mask_token_id, cls_token_id: the encoder vocabulary's special tokens.
         cpt_attention: how the global stage's label-graph sequence attends (same result): ``"edges"`` (default) along
-            the graph's edge list, ``O(L)``; ``"dense"`` through the encoder's own attention with an
+            the graph's edge list, ``O(L)``, each layer for the positions the masked slots' states depend on only
+            (BERT-layout encoders; others attend densely); ``"dense"`` through the encoder's own attention with an
             ``[L + 2, L + 2]`` mask (Eq. 2 as written; ``O(L^2)``).
         cpt_max_labels: the most labels one global-stage sequence holds. A taxonomy that fits is one whole-graph
             sequence (Alg. 1); a larger one is trained on sampled ancestor-closed sub-graphs of this many labels
