@@ -29,7 +29,7 @@ ATTENTION_NAME = "hbgl_label_graph"
 
 
 class _EdgeScores(torch.autograd.Function):
-    """``q [P, h, d], k [P, h, d]`` -> ``[E, h]`` dot products ``q[receivers] . k[senders]``; saves only ``q`` and
+    """``q [R, h, d], k [S, h, d]`` -> ``[E, h]`` dot products ``q[receivers] . k[senders]``; saves only ``q`` and
     ``k`` (not the ``[E, h, d]`` gathers, which backward recomputes)."""
 
     @staticmethod
@@ -100,6 +100,9 @@ def encode_wanted_positions(encoder: nn.Module, hidden: torch.Tensor, receivers:
             ``senders[e]``; every position that is computed receives one).
         wanted: ``[P]`` bool, the positions to return.
     Returns: ``[M, H]``, the wanted positions' states in position order.
+
+    The layers' sub-modules are called directly (not ``layer(...)``): forward hooks on a whole layer and gradient
+    checkpointing do not apply here (the stage uses neither).
     """
     layers = list(encoder.layer)
     outputs = [wanted]  # outputs[i]: the positions layer i must produce, built from the top down

@@ -32,8 +32,10 @@ def segment_sum(values: torch.Tensor, index: torch.Tensor, num_segments: int) ->
     ``[num_segments, ...]`` in ``values``' dtype, accumulated in at least float32 (a bf16 running sum stalls: 300
     ones add up to 256). ``index_add_`` into zeros: on CPU several times faster than ``torch.segment_reduce`` at the
     label-graph attention's ``[E, heads, d]`` shapes (measured, most of all in bf16), in any index order; an index
-    out of range is an error (``index_add_``'s)."""
-    accumulate = torch.promote_types(values.dtype, torch.float32)
+    out of range is an error (``index_add_``'s). Integers are summed as integers. On CUDA ``index_add_`` adds with
+    atomics: float sums may differ in the last bits from run to run unless deterministic algorithms are on."""
+    floating = values.is_floating_point()
+    accumulate = torch.promote_types(values.dtype, torch.float32) if floating else values.dtype
     total = values.new_zeros((num_segments, *values.shape[1:]), dtype=accumulate)
     return total.index_add_(0, index, values.to(accumulate)).to(values.dtype)
 

@@ -148,7 +148,7 @@ def sequence_edges(slots: torch.Tensor, links: torch.Tensor, self_attention: boo
     flat_own = (own + torch.arange(b, device=device)[:, None] * width)[sees_itself]
     receivers = torch.cat([child_pos, parent_pos, flat_own])
     senders = torch.cat([parent_pos, child_pos, flat_own])
-    order = torch.argsort(receivers, stable=True)  # receiver order: the attention's sums are sorted segment sums
+    order = torch.argsort(receivers, stable=True)  # receiver order: a deterministic layout, the sums read it in order
     return torch.stack([receivers[order], senders[order]])
 
 

@@ -103,6 +103,8 @@ def test_segment_sum_accumulates_low_precision_in_float32() -> None:
     ones = torch.ones(300, 2, dtype=torch.bfloat16)
     total = segment_sum(ones, torch.zeros(300, dtype=torch.long), 1)
     assert total.dtype == torch.bfloat16 and total.tolist() == [[300.0, 300.0]]
+    exact = segment_sum(torch.tensor([2**24, 1, 3]), torch.tensor([0, 0, 1]), 2)  # integers stay integers
+    assert exact.tolist() == [2**24 + 1, 3]
     with pytest.raises((IndexError, RuntimeError), match=r"out of (range|bounds)"):
         segment_sum(values, index, 5)
 
