@@ -25,6 +25,7 @@ from common import command, machine, markdown_table, write_section
 
 from hbgl_hf import HBGLForHierarchicalClassification, LabelGraphPretrainer
 from hbgl_hf.label_pretraining import stage_rows
+from htc_tools.memory import release_freed_memory
 from htc_tools.taxonomy import Taxonomy, load_taxonomy
 from htc_tools.training import resolve_model_path
 
@@ -45,6 +46,7 @@ def stage_step(model: HBGLForHierarchicalClassification, attention: str, batch_s
         stage(torch.tensor(rows["progress"][batch]), torch.tensor(rows["mask_seed"][batch]))["loss"].backward()
         optimizer.step()
         optimizer.zero_grad()
+        release_freed_memory()  # as the training script's stage does after every step
 
     return step
 

@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from transformers import Trainer, TrainingArguments
 
+from .memory import ReleaseFreedMemoryCallback
+
 logger = logging.getLogger(__name__)
 
 
@@ -59,7 +61,8 @@ def run_label_pretraining(model: nn.Module, args: TrainingArguments, num_steps: 
     python_state, numpy_state = random.getstate(), np.random.get_state()
     with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if torch.cuda.is_available() else []):
         stage = LabelGraphPretrainer(model)
-        trainer = Trainer(model=stage, args=stage_args, train_dataset=rows)
+        # each step's tensors have other sizes (what its masked slots need): give the freed pages back after each
+        trainer = Trainer(model=stage, args=stage_args, train_dataset=rows, callbacks=[ReleaseFreedMemoryCallback()])
         trainer.train()
         stage.commit()
     random.setstate(python_state)

@@ -396,6 +396,22 @@ def test_label_pretraining_trainer_stage_equals_the_plain_loop(tmp_path: Path) -
     torch.testing.assert_close(staged.state_dict()[table][rows], plain.state_dict()[table][rows], rtol=0, atol=1e-6)
 
 
+def test_label_pretraining_stage_hands_freed_memory_back_after_every_step(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each stage step's tensors have other sizes: glibc would keep the freed pages (a 100-step stage grew to 9.4 GB
+    on 319 labels), so the stage calls ``malloc_trim(0)`` after every step and at its end."""
+    from transformers import TrainingArguments
+
+    from htc_tools import memory
+    from htc_tools.trainer import run_label_pretraining
+
+    calls: list[int] = []
+    monkeypatch.setattr(memory, "_MALLOC_TRIM", lambda pad: calls.append(pad) or 1)
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none", disable_tqdm=True)
+    run_label_pretraining(tiny_hbgl(DEPTH4), args, num_steps=3, learning_rate=1e-2, batch_size=2)
+    assert calls == [0, 0, 0, 0]  # three steps and the end of the stage
+
+
 def test_label_pretraining_stage_runs_under_bf16_autocast(tmp_path: Path) -> None:
     """``--bf16`` reaches the stage (the Trainer's CPU autocast): it trains the label rows to nearly the float32
     result. Before, the head's bf16 output could not be written into the float32 hidden states (an error)."""
