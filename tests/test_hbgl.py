@@ -398,7 +398,7 @@ def test_label_pretraining_trainer_stage_equals_the_plain_loop(tmp_path: Path) -
 
 def test_label_pretraining_stage_hands_freed_memory_back_after_every_step(tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each stage step's tensors have other sizes: glibc would keep the freed pages (a 100-step stage grew to 9.4 GB
+    """Each stage step's tensors have other sizes: glibc would keep the freed pages (a 100-step stage grew to 9.0 GiB
     on 319 labels), so the stage calls ``malloc_trim(0)`` after every step and at its end."""
     from transformers import TrainingArguments
 
