@@ -42,6 +42,11 @@ def write_section(name: str, body: str) -> None:
     BENCHMARKS_MD.write_text(text, encoding="utf-8")
 
 
+def load_now() -> str:
+    """The 1/5/15-minute load averages ("1.10 1.76 1.98"): the shared machine's load at a timing."""
+    return " ".join(f"{load:.2f}" for load in os.getloadavg())
+
+
 def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import statistics
-import time
 from collections.abc import Iterator
 
 import torch
-from common import command, machine, markdown_table, write_section
+from common import command, load_now, machine, markdown_table, write_section
 from scale import build, dataset_dir
 from speed import batch as text_batch
+from speed import timed_together
 
 from htc_tools.taxonomy import load_taxonomy
 
@@ -57,21 +56,12 @@ def measure(depth: str, repeats: int) -> list[str]:
         with torch.no_grad():
             _ = torch.sigmoid(flat(input_ids=ids, attention_mask=mask).logits) > 0.5
 
-    fns = {"per level": per_level, "every label": every_label, "flat forward": flat_forward}
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for fn in fns.values():
-        fn()  # warm-up
-    for r in range(repeats):
-        names = list(fns)
-        for name in names[r % len(names):] + names[: r % len(names)]:
-            start = time.perf_counter()
-            fns[name]()
-            times[name].append(time.perf_counter() - start)
+    median = timed_together({"per level": per_level, "every label": every_label, "flat forward": flat_forward},
+                            repeats)
     # the two sum the fed label embeddings in another order (float rounding): report where the selections differ
     new, old = outputs["per level"], outputs["every label"]
     differ = new.selected != old.selected
     closest = f"{new.logits[differ].abs().max():.1e}" if differ.any() else "-"
-    median = {name: statistics.median(t) for name, t in times.items()}
     return [f"{taxonomy.num_labels:,}", str(hbgl.depth), f"{median['per level']:.2f}", f"{median['every label']:.2f}",
             f"{median['flat forward']:.2f}", f"{median['every label'] / median['per level']:.2f}",
             f"{median['per level'] / median['flat forward']:.2f}",
@@ -83,14 +73,12 @@ def main() -> None:
     parser.add_argument("--depths", nargs="+", default=["4", "7"])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    with open("/proc/loadavg") as f:
-        load_start = " ".join(f.read().split()[:3])
+    load_start = load_now()
     rows = []
     for depth in args.depths:
         rows.append(measure(depth, args.repeats))
         print(rows[-1], flush=True)
-    with open("/proc/loadavg") as f:
-        load_end = " ".join(f.read().split()[:3])
+    load_end = load_now()
     body = "\n".join([
         "## HBGL decoding at scale: each level scored on its own labels", "",
         f"Command: `{command()}`  ", f"Machine: {machine()}  ",

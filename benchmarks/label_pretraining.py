@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import command, machine, markdown_table, write_section
+from common import command, load_now, machine, markdown_table, write_section
 
 from hbgl_hf import HBGLForHierarchicalClassification, LabelGraphPretrainer
 from hbgl_hf.label_pretraining import stage_rows
@@ -112,8 +112,7 @@ def main() -> None:
             peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 2**20
         print(json.dumps({"peak_gib": peak}))
         return
-    with open("/proc/loadavg") as f:
-        load_start = " ".join(f.read().split()[:3])
+    load_start = load_now()
     fns = {name: in_bf16(stage_step(model, attention, args.batch_size)) if bf16 else
            stage_step(model, attention, args.batch_size) for name, (attention, bf16) in VARIANTS.items()}
     flat_name = "flat fine-tune (batch 16 x 128)"
@@ -130,8 +129,7 @@ def main() -> None:
             fns[name]()
             wall[name].append(time.perf_counter() - start)
             cpu[name].append(time.process_time() - start_cpu)
-    with open("/proc/loadavg") as f:
-        load_end = " ".join(f.read().split()[:3])
+    load_end = load_now()
     peaks = {}
     for variant in VARIANTS:
         cut = ["--num_labels", str(args.num_labels)] if args.num_labels else []

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import REPO, command, machine, markdown_table, write_section
+from common import REPO, command, load_now, machine, markdown_table, write_section
 from speed import batch as text_batch
 
 RESULTS = REPO / "benchmarks" / "results"
@@ -143,11 +143,6 @@ def run_child(args: argparse.Namespace, depth: str, child: str) -> dict:
     if done.returncode != 0:
         return {"error": (done.stderr or done.stdout).strip().splitlines()[-1][:200]}
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def load_now() -> str:
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
 
 
 def plot(results: dict, path: Path) -> None:

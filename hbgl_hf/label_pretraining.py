@@ -265,6 +265,8 @@ class LabelGraphPretrainer(nn.Module):
         valid = slots >= 0
         if (masked & ~valid).any():
             raise ValueError("a padding slot (label id -1) cannot be masked")
+        if not masked.any():  # nothing to predict (explicit masks only): a zero loss that still backpropagates
+            return {"loss": self.label_embeddings.sum() * 0}
         cls_row, sep_row, mask_row = model._word_rows([config.cls_token_id, config.sep_token_id, config.mask_token_id])
         slot_rows = self.label_embeddings[slots.clamp(min=0)]  # [B, n, H]
         labels_in = torch.where((masked | ~valid)[..., None], mask_row, slot_rows)
@@ -274,8 +276,6 @@ class LabelGraphPretrainer(nn.Module):
         types = torch.full((b, n + 2), config.cpt_segment_id, dtype=torch.long, device=device)
         types[:, 0] = types[:, -1] = 0
         edges = sequence_edges(slots, self.links, config.cpt_self_attention)
-        if not masked.any():  # nothing to predict (explicit masks only): a zero loss that still backpropagates
-            return {"loss": self.label_embeddings.sum() * 0}
         if getattr(config, "cpt_attention", "edges") == "edges" and model.family == "bert":
             embeds, types = with_label_type(embeds, types, model.label_type_embedding)  # a BERT without segment 1
             states = model.bert.embeddings(inputs_embeds=embeds, position_ids=positions, token_type_ids=types)
