@@ -25,7 +25,7 @@ from common import command, load_now, machine, markdown_table, write_section
 
 from hbgl_hf import HBGLForHierarchicalClassification, LabelGraphPretrainer
 from hbgl_hf.label_pretraining import stage_rows
-from htc_tools.memory import release_freed_memory
+from htc_tools.memory import bound_onednn_caches
 from htc_tools.taxonomy import Taxonomy, load_taxonomy
 from htc_tools.training import resolve_model_path
 
@@ -46,7 +46,6 @@ def stage_step(model: HBGLForHierarchicalClassification, attention: str, batch_s
         stage(torch.tensor(rows["progress"][batch]), torch.tensor(rows["mask_seed"][batch]))["loss"].backward()
         optimizer.step()
         optimizer.zero_grad()
-        release_freed_memory()  # as the training script's stage does after every step
 
     return step
 
@@ -99,6 +98,7 @@ def main() -> None:
                         help="keep the first N labels in level order (an ancestor-closed cut, e.g. issue 15's 366)")
     parser.add_argument("--child", choices=list(VARIANTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    bound_onednn_caches()  # as the training script does, before the first oneDNN kernel (htc_tools/memory.py)
     taxonomy = level_order_cut(load_taxonomy(args.dataset_dir / "taxonomy.json"), args.num_labels)
     model = HBGLForHierarchicalClassification.from_encoder(
         resolve_model_path("embedded-minilm"), list(taxonomy.labels), [list(p) for p in taxonomy.parents])

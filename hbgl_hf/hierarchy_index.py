@@ -70,7 +70,10 @@ def gather_sum_by(weights: torch.Tensor, gathered_from: torch.Tensor, gather_ind
     products and their sums in at least float32 (:func:`segment_sum`)."""
     dtype = torch.promote_types(weights.dtype, gathered_from.dtype)
     accumulate = torch.promote_types(dtype, torch.float32)
-    products = weights.to(accumulate)[..., None] * gathered_from.index_select(0, gather_index).to(accumulate)
+    # cast the N rows before gathering rather than the E gathers; multiply in place where no graph records it
+    products = gathered_from.to(accumulate).index_select(0, gather_index)
+    scale = weights.to(accumulate)[..., None]
+    products = products * scale if torch.is_grad_enabled() else products.mul_(scale)
     return segment_sum(products, sum_index, num_segments).to(dtype)
 
 
@@ -86,7 +89,7 @@ class _EdgeSum(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         p, v, receivers, senders = ctx.saved_tensors
-        grad_p = (grad.index_select(0, receivers) * v.index_select(0, senders)).sum(-1)
+        grad_p = grad.index_select(0, receivers).mul_(v.index_select(0, senders)).sum(-1)  # mul_: a fresh gather
         grad_v = gather_sum_by(p, grad, receivers, senders, v.shape[0])
         return grad_p, grad_v, None, None, None
 

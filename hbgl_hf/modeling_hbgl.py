@@ -554,6 +554,9 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         The same rows, masks and optimiser as the Trainer stage (``htc_tools.trainer.run_label_pretraining`` with
         ``args.seed == seed``). The torch RNG state is restored afterwards (as the authors' code), so fine-tuning
         randomness does not depend on this stage.
+
+        On CPU, start the process with ``ONEDNN_PRIMITIVE_CACHE_CAPACITY=16 LRU_CACHE_CAPACITY=16``: every step has
+        other shapes, and oneDNN's default caches (1,024 kernels each) grew a 100-step stage to GBs of memory.
         """
         pretrainer = LabelGraphPretrainer(self)
         optimizer = torch.optim.AdamW([pretrainer.label_embeddings], lr=learning_rate, weight_decay=0.0, eps=1e-8)

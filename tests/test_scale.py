@@ -16,8 +16,14 @@ import torch
 from conftest import padded_batch, shared_taxonomy
 from test_hbgl import BASE_VOCAB, DEPTH4, tiny_hbgl
 
-from hbgl_hf import HBGLConfig, LabelGraphPretrainer
-from hbgl_hf.graph_attention import ATTENTION_NAME, attention_implementation, edge_attention, encode_wanted_positions
+from hbgl_hf import HBGLConfig, LabelGraphPretrainer, graph_attention
+from hbgl_hf.graph_attention import (
+    ATTENTION_NAME,
+    attention_implementation,
+    edge_attention,
+    encode_wanted_positions,
+    inverted_dropout,
+)
 from hbgl_hf.hierarchy_index import any_parent_selected, parent_links, segment_sum
 from hbgl_hf.label_pretraining import (
     sample_label_subset,
@@ -198,6 +204,55 @@ def test_encoding_only_the_wanted_positions_equals_the_full_run(self_attention: 
     (grad_full,) = torch.autograd.grad((full * weights).sum(), states)
     (grad_pruned,) = torch.autograd.grad((pruned * weights).sum(), states)
     assert torch.allclose(grad_pruned, grad_full, atol=1e-5) and grad_full.abs().sum() > 0
+
+
+@pytest.mark.parametrize("which", ["hidden_dropout_prob", "attention_probs_dropout_prob"])
+def test_the_pruned_encoder_draws_each_dropout_in_train_mode_only(which: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stage runs the frozen encoder in train mode (the authors'): the pruned layers apply the hidden dropout and
+    the attention-probability dropout each (train-mode outputs differ from the eval ones and from draw to draw), and
+    in eval mode equal the dropout-free encoder."""
+    tax = real("rcv1")
+    settings = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+    model = tiny_hbgl(tax, attn="eager", **{**settings, which: 0.3})
+    plain = tiny_hbgl(tax, attn="eager", **settings).eval()
+    plain.load_state_dict(model.state_dict())
+    stage = LabelGraphPretrainer(model)
+    slots, masked = stage.draw_sequences(torch.tensor([0.5, 1.0]), torch.tensor([4, 5]))
+    receivers, senders = sequence_edges(slots, stage.links, True)
+    wanted = torch.nn.functional.pad(masked, (1, 1)).reshape(-1)
+    states = torch.randn(len(wanted), model.config.hidden_size, generator=torch.Generator().manual_seed(0))
+
+    def encode(encoder: torch.nn.Module, seed: int) -> torch.Tensor:
+        torch.manual_seed(seed)
+        return encode_wanted_positions(encoder, states, receivers, senders, wanted)
+
+    reference = encode(plain.bert.encoder, 0)
+    assert torch.equal(encode(model.bert.encoder.eval(), 0), reference)
+    first, second = encode(model.bert.encoder.train(), 0), encode(model.bert.encoder.train(), 1)
+    assert not torch.allclose(first, reference, atol=1e-3) and not torch.allclose(first, second, atol=1e-3)
+    assert torch.equal(first, encode(model.bert.encoder.train(), 0))  # the draw follows torch's seed
+    drawn: list[float] = []  # each layer's three dropouts, in BertLayer's order
+    with monkeypatch.context() as patch:
+        patch.setattr(graph_attention, "inverted_dropout", lambda x, p, training: drawn.append(p) or x)
+        encode(model.bert.encoder.train(), 0)
+    config = model.config
+    layer = [config.attention_probs_dropout_prob, config.hidden_dropout_prob, config.hidden_dropout_prob]
+    assert drawn == layer * config.num_hidden_layers
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_inverted_dropout_zeroes_p_and_scales_the_rest_as_torch_does(dtype: torch.dtype) -> None:
+    """``inverted_dropout``: a fraction ``p`` zeroed, the rest multiplied by ``1 / (1 - p)`` rounded to the input's
+    dtype, as ``F.dropout``; the identity in eval mode and at ``p = 0``; zeros at ``p = 1``."""
+    x = torch.randn(400, 500, generator=torch.Generator().manual_seed(0)).to(dtype) + 5  # no zeros
+    torch.manual_seed(0)
+    out, torch_out = inverted_dropout(x, 0.25, True), torch.nn.functional.dropout(x, 0.25, True)
+    kept, torch_kept = out != 0, torch_out != 0
+    assert abs(kept.float().mean().item() - 0.75) < 0.005
+    assert torch.equal(out[kept], x[kept] * torch.tensor(1 / 0.75, dtype=dtype))
+    assert torch.equal(torch_out[torch_kept], x[torch_kept] * torch.tensor(1 / 0.75, dtype=dtype))
+    assert out.dtype == dtype and inverted_dropout(x, 0.25, False) is x and inverted_dropout(x, 0.0, True) is x
+    assert not inverted_dropout(x, 1.0, True).any()
 
 
 def test_sampled_subgraphs_are_ancestor_closed_label_graphs() -> None:

@@ -41,15 +41,22 @@ def label_name(code: str) -> str:
     return f"{code} {title}".replace("/", ",")
 
 
-def build(depth: int, out: Path, chapters: list[str] | None = None) -> dict:
-    """Write ``taxonomy.json``, ``{train,dev,test}.jsonl`` and ``MANIFEST.json`` of the cut at ``depth`` to ``out``."""
+def build(depth: int, out: Path, chapters: list[str] | None = None, max_labels: int | None = None) -> dict:
+    """Write ``taxonomy.json``, ``{train,dev,test}.jsonl`` and ``MANIFEST.json`` of the cut at ``depth`` to ``out``;
+    with ``max_labels``, only the first ``max_labels`` of those labels in level order (ancestor-closed: a label's
+    parent sits a level up) and each text's labels among them."""
     if not 1 <= depth <= 7:
         raise ValueError(f"ICD-10-CM has 7 levels: --depth must be in 1..7, got {depth}")
+    if max_labels is not None and max_labels < 1:
+        raise ValueError(f"--max_labels must be >= 1, got {max_labels}")
     codes = [c for c in dict.fromkeys(cm.get_all_codes(True))  # a one-category block shares its category's code:
              if not chapters or (cm.get_ancestors(c) or [c])[-1] in chapters]  # one node (the category)
     path_of: dict[str, list[str]] = {c: [*reversed([a for a in cm.get_ancestors(c) if a != c]), c]
                                      for c in codes}  # root-first
     kept = [c for c in codes if len(path_of[c]) <= depth]
+    if max_labels:  # level order, the codes' own order within a level
+        kept = sorted(kept, key=lambda c: len(path_of[c]))[:max_labels]
+    is_kept = set(kept)
     names = {c: label_name(c) for c in kept}
     taxonomy: dict[str, list[str]] = {"Root": []}
     for c in kept:
@@ -57,7 +64,7 @@ def build(depth: int, out: Path, chapters: list[str] | None = None) -> dict:
         taxonomy.setdefault("Root" if parent is None else names[parent], []).append(names[c])
     labels_of: dict[str, set[str]] = {}
     for c in codes:
-        cut = path_of[c][:depth]
+        cut = [a for a in path_of[c][:depth] if a in is_kept]
         for text in {cm.get_description(c), *cm.get_inclusion_term(c)}:
             labels_of.setdefault(text.strip(), set()).update(names[a] for a in cut)
     splits: dict[str, list[dict]] = {"train": [], "dev": [], "test": []}
@@ -78,7 +85,7 @@ def build(depth: int, out: Path, chapters: list[str] | None = None) -> dict:
         "builder": "examples/data/build_icd10cm_scale.py",
         "source": "ICD-10-CM (NCHS/CDC, public domain) via PyPI simple-icd-10-cm " + version("simple-icd-10-cm"),
         "licence": "public domain (US federal government work); builder and package MIT",
-        "params": {"depth": depth, "chapters": chapters, "salt": SALT},
+        "params": {"depth": depth, "chapters": chapters, "max_labels": max_labels, "salt": SALT},
         "counts": {k: len(v) for k, v in splits.items()},
         "labels": {"total": len(kept), **dict(sorted(per_level.items()))},
     }
@@ -90,11 +97,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--depth", type=int, required=True, help="levels kept (1..7; 7 = all ~98.5k codes)")
     parser.add_argument("--chapters", nargs="*", help="only these chapters (e.g. 1 2); default all")
+    parser.add_argument("--max_labels", type=int, help="keep the first N labels in level order (e.g. 366)")
     parser.add_argument("--out", type=Path, help="output folder (default examples/data/scale/icd10cm_depth{K})")
     args = parser.parse_args()
     suffix = "" if not args.chapters else "_ch" + "-".join(args.chapters)
+    suffix += f"_{args.max_labels}labels" if args.max_labels else ""
     out = args.out or DEFAULT_ROOT / f"icd10cm_depth{args.depth}{suffix}"
-    print(json.dumps(build(args.depth, out, args.chapters), indent=1))
+    print(json.dumps(build(args.depth, out, args.chapters, args.max_labels), indent=1))
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ from htc_tools.embed_lr import EmbedLRConfig
 from htc_tools.embed_lr_training import DEFAULT_C, load_or_fit_embed_lr
 from htc_tools.hub import push_model_folder, save_model_folder
 from htc_tools.label_formats import LabelColumns, prepare_labelled_splits
+from htc_tools.memory import bound_onednn_caches
 from htc_tools.run_checks import (
     check_output_dir,
     check_requested_splits,
@@ -306,6 +307,7 @@ def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DataArguments, Tra
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
+    bound_onednn_caches()  # before the first oneDNN kernel of the process: see htc_tools/memory.py
     argv = list(sys.argv[1:] if argv is None else argv)
     model_args, data_args, training_args = parse_arguments(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
