@@ -26,6 +26,8 @@ import torch
 from common import REPO, command, load_now, machine, markdown_table, write_section
 from speed import batch as text_batch
 
+from htc_tools.memory import bound_onednn_caches
+
 RESULTS = REPO / "benchmarks" / "results"
 METHODS = ("flat", "hbgl", "hpt")
 
@@ -228,6 +230,7 @@ def main() -> None:
     parser.add_argument("--no_write", action="store_true", help="print the results, leave BENCHMARKS.md alone")
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())
+    bound_onednn_caches()  # as the training script does, before the first oneDNN kernel (htc_tools/memory.py)
     if args.child:
         args.depth = args.depths[0]
         result = child_pretrain(args) if args.child == "pretrain" else child_model(args)
