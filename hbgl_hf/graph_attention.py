@@ -19,6 +19,7 @@ import contextlib
 from collections.abc import Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import AttentionInterface
 
@@ -34,7 +35,8 @@ class _EdgeScores(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, receivers, senders):
         ctx.save_for_backward(q, k, receivers, senders)
-        return q.index_select(0, receivers).mul_(k.index_select(0, senders)).sum(-1)  # mul_: a fresh gather
+        dtype = torch.promote_types(q.dtype, k.dtype)  # mul_ into a fresh gather, in the promoted dtype
+        return q.index_select(0, receivers).to(dtype).mul_(k.index_select(0, senders)).sum(-1)
 
     @staticmethod
     def backward(ctx, grad):
@@ -45,12 +47,15 @@ class _EdgeScores(torch.autograd.Function):
 
 
 def inverted_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """``F.dropout`` (zero with probability ``p``, scale the rest by ``1 / (1 - p)``, in ``x``'s dtype as torch does),
-    with the keep mask drawn as ``torch.rand >= p``: the same distribution, another random stream. torch's CPU
-    ``bernoulli_`` takes its fast (MKL) path on Intel CPUs only; elsewhere (this repo's AMD EPYC) it took twice as
-    long as ``rand``, a tenth of a bf16 label pre-training step."""
+    """``F.dropout``: zero with probability ``p``, scale the rest by ``1 / (1 - p)``. On CPU the keep mask is drawn as
+    ``torch.rand >= p`` and the scale applied in ``x``'s dtype, as torch's CPU dropout does (the same distribution and
+    values, another random stream): torch's CPU ``bernoulli_`` takes its fast (MKL) path on Intel CPUs only, and
+    elsewhere (this repo's AMD EPYC) it took twice as long as ``rand``, a tenth of a bf16 label pre-training step.
+    Other devices use ``F.dropout`` (one fused kernel)."""
     if not training or p == 0.0:
         return x
+    if x.device.type != "cpu":
+        return F.dropout(x, p, training)
     if p == 1.0:
         return x * 0.0
     keep = torch.rand(x.shape, device=x.device) >= p
@@ -113,8 +118,9 @@ def encode_wanted_positions(encoder: nn.Module, hidden: torch.Tensor, receivers:
         wanted: ``[P]`` bool, the positions to return.
     Returns: ``[M, H]``, the wanted positions' states in position order.
 
-    The layers' sub-modules are called directly (not ``layer(...)``): forward hooks on a whole layer and gradient
-    checkpointing do not apply here (the stage uses neither).
+    The layers' sub-modules are called directly (not ``layer(...)``), down to the dense, dropout and LayerNorm
+    modules of ``BertSelfOutput`` and ``BertOutput``: forward hooks on a whole layer or on those two modules (e.g.
+    adapters inserted there) and gradient checkpointing do not apply here (the stage uses none of them).
     """
     layers = list(encoder.layer)
     outputs = [wanted]  # outputs[i]: the positions layer i must produce, built from the top down

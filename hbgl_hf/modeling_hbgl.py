@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass
 
 import torch
@@ -556,8 +557,13 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         randomness does not depend on this stage.
 
         On CPU, start the process with ``ONEDNN_PRIMITIVE_CACHE_CAPACITY=16 LRU_CACHE_CAPACITY=16``: every step has
-        other shapes, and oneDNN's default caches (1,024 kernels each) grew a 100-step stage to GBs of memory.
+        other shapes, and oneDNN's default kernel caches grew a 100-step stage to GBs of memory (warned here).
         """
+        cache_settings = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")
+        if self.device.type == "cpu" and not all(name in os.environ for name in cache_settings):
+            logger.warning("label pre-training on CPU with oneDNN's kernel caches unbounded: every step has other "
+                           "shapes and the cached kernels grow the process by GBs over 100 steps; start it with "
+                           "ONEDNN_PRIMITIVE_CACHE_CAPACITY=16 LRU_CACHE_CAPACITY=16")
         pretrainer = LabelGraphPretrainer(self)
         optimizer = torch.optim.AdamW([pretrainer.label_embeddings], lr=learning_rate, weight_decay=0.0, eps=1e-8)
         rows = stage_rows(num_steps, batch_size, seed)

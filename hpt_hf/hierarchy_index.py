@@ -73,7 +73,8 @@ def gather_sum_by(weights: torch.Tensor, gathered_from: torch.Tensor, gather_ind
     # cast the N rows before gathering rather than the E gathers; multiply in place where no graph records it
     products = gathered_from.to(accumulate).index_select(0, gather_index)
     scale = weights.to(accumulate)[..., None]
-    products = products * scale if torch.is_grad_enabled() else products.mul_(scale)
+    in_place = not torch.is_grad_enabled() and torch.broadcast_shapes(products.shape, scale.shape) == products.shape
+    products = products.mul_(scale) if in_place else products * scale
     return segment_sum(products, sum_index, num_segments).to(dtype)
 
 

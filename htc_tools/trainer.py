@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from transformers import Trainer, TrainingArguments
 
-from .memory import ONEDNN_CACHE_VARIABLES, ReleaseFreedMemoryCallback, onednn_caches_bounded
+from .memory import ONEDNN_CACHE_SETTING, ReleaseFreedMemoryCallback, onednn_caches_bounded
 
 logger = logging.getLogger(__name__)
 
@@ -59,15 +59,18 @@ def run_label_pretraining(model: nn.Module, args: TrainingArguments, num_steps: 
     # the stage draws from the global RNGs (dropout, the Trainer's seeding): restore them afterwards, as the
     # authors' code and pretrain_label_embeddings do, so that fine-tuning does not depend on the stage
     python_state, numpy_state = random.getstate(), np.random.get_state()
-    if stage_args.device.type == "cpu" and not onednn_caches_bounded():
-        logger.warning("label pre-training on CPU with oneDNN's kernel caches unbounded: every step's shapes differ, "
-                       "and the cached kernels keep the process growing (GBs in 100 steps). Set %s=16 before the "
-                       "process starts (the training script does); see htc_tools/memory.py",
-                       "=16 ".join(ONEDNN_CACHE_VARIABLES))
+    # every step has other shapes: with oneDNN's kernel caches unbounded they keep the process growing (GBs in 100
+    # steps); the fallback hands the freed pages back after every step (bounded, a third slower)
+    trim_every_step = stage_args.device.type == "cpu" and not onednn_caches_bounded()
+    if trim_every_step:
+        logger.warning("label pre-training on CPU with oneDNN's kernel caches unbounded: handing freed memory back "
+                       "after every step instead (slower). Set %s before the process starts (the training script "
+                       "does); see htc_tools/memory.py", ONEDNN_CACHE_SETTING)
     with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if torch.cuda.is_available() else []):
         stage = LabelGraphPretrainer(model)
         # the stage's working memory goes back to the OS before fine-tuning
-        trainer = Trainer(model=stage, args=stage_args, train_dataset=rows, callbacks=[ReleaseFreedMemoryCallback()])
+        trainer = Trainer(model=stage, args=stage_args, train_dataset=rows,
+                          callbacks=[ReleaseFreedMemoryCallback(every_step=trim_every_step)])
         trainer.train()
         stage.commit()
     random.setstate(python_state)

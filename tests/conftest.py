@@ -136,6 +136,17 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, "1")
 
 
+@pytest.fixture(autouse=True)
+def onednn_cache_settings_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The training script writes oneDNN's cache capacities into ``os.environ`` (htc_tools/memory.py): every test
+    leaves them as it found them, so that no test's outcome depends on which CLI test ran before it."""
+    for name in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY"):
+        value = os.environ.get(name)
+        monkeypatch.setenv(name, "" if value is None else value)  # recorded: restored (or removed) afterwards
+        if value is None:
+            monkeypatch.delenv(name)
+
+
 @pytest.fixture(scope="session")
 def vocab_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("vocab") / "vocab.txt"

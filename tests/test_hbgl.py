@@ -396,44 +396,47 @@ def test_label_pretraining_trainer_stage_equals_the_plain_loop(tmp_path: Path) -
     torch.testing.assert_close(staged.state_dict()[table][rows], plain.state_dict()[table][rows], rtol=0, atol=1e-6)
 
 
-def test_label_pretraining_stage_hands_its_memory_back_once_at_its_end(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """The stage's working memory goes back to the OS before fine-tuning (``malloc_trim(0)`` at its end), and not
-    after every step: that made the kernel zero-fill each step's pages again (a third of the CPU time)."""
+@pytest.mark.parametrize("bounded", [True, False])
+def test_label_pretraining_stage_trims_per_step_only_without_the_onednn_cache_caps(
+        bounded: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Every stage step has other shapes. With oneDNN's kernel caches capped (what the training script sets) the
+    stage hands its memory back once, at its end (``malloc_trim(0)``; per step it would make the kernel zero-fill each
+    step's pages again); without the caps (a user's own script) it warns with the setting and falls back to a trim
+    after every step, which bounds the growth the cached kernels cause (8-9 GiB over 100 steps)."""
     from transformers import TrainingArguments
 
     from htc_tools import memory
     from htc_tools.trainer import run_label_pretraining
 
+    for name in memory.ONEDNN_CACHE_VARIABLES:
+        monkeypatch.setenv(name, "16")
+        if not bounded:
+            monkeypatch.delenv(name)
     calls: list[int] = []
     monkeypatch.setattr(memory, "_MALLOC_TRIM", lambda pad: calls.append(pad) or 1)
     args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none", disable_tqdm=True)
-    run_label_pretraining(tiny_hbgl(DEPTH4), args, num_steps=3, learning_rate=1e-2, batch_size=2)
-    assert calls == [0]
-
-
-@pytest.mark.parametrize("bounded", [True, False])
-def test_label_pretraining_on_cpu_warns_when_the_onednn_caches_are_unbounded(
-        bounded: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    """Every stage step has other shapes, and oneDNN's per-shape kernel caches kept a 100-step stage growing to GBs:
-    a stage started without the capacities in the environment says so and how to set them."""
-    from transformers import TrainingArguments
-
-    from htc_tools.memory import ONEDNN_CACHE_VARIABLES
-    from htc_tools.trainer import run_label_pretraining
-
-    for name in ONEDNN_CACHE_VARIABLES:
-        monkeypatch.setenv(name, "16")  # recorded, so that the test leaves the environment as it found it
-        if not bounded:
-            monkeypatch.delenv(name)
-    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none", disable_tqdm=True)
     with caplog.at_level("WARNING", logger="htc_tools.trainer"):
-        run_label_pretraining(tiny_hbgl(DEPTH4), args, num_steps=1, learning_rate=1e-2, batch_size=2)
+        run_label_pretraining(tiny_hbgl(DEPTH4), args, num_steps=3, learning_rate=1e-2, batch_size=2)
     warned = [r.getMessage() for r in caplog.records if "oneDNN" in r.getMessage()]
     if bounded:
-        assert warned == []
+        assert calls == [0] and warned == []
     else:
+        assert calls == [0, 0, 0, 0]  # three steps and the end of the stage
         assert len(warned) == 1 and "ONEDNN_PRIMITIVE_CACHE_CAPACITY=16 LRU_CACHE_CAPACITY=16" in warned[0]
+
+
+def test_the_plain_label_pretraining_loop_warns_without_the_onednn_cache_caps(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    for name in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY"):
+        monkeypatch.setenv(name, "16")
+    model = tiny_hbgl(DEPTH4)
+    with caplog.at_level("WARNING", logger="hbgl_hf.modeling_hbgl"):
+        model.pretrain_label_embeddings(1, batch_size=2)
+        assert not [r for r in caplog.records if "oneDNN" in r.getMessage()]
+        monkeypatch.delenv("LRU_CACHE_CAPACITY")
+        model.pretrain_label_embeddings(1, batch_size=2)
+    warned = [r.getMessage() for r in caplog.records if "oneDNN" in r.getMessage()]
+    assert len(warned) == 1 and "ONEDNN_PRIMITIVE_CACHE_CAPACITY=16 LRU_CACHE_CAPACITY=16" in warned[0]
 
 
 def test_label_pretraining_stage_runs_under_bf16_autocast(tmp_path: Path) -> None:

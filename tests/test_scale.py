@@ -24,7 +24,7 @@ from hbgl_hf.graph_attention import (
     encode_wanted_positions,
     inverted_dropout,
 )
-from hbgl_hf.hierarchy_index import any_parent_selected, parent_links, segment_sum
+from hbgl_hf.hierarchy_index import any_parent_selected, gather_sum_by, parent_links, segment_sum
 from hbgl_hf.label_pretraining import (
     sample_label_subset,
     sequence_edges,
@@ -238,6 +238,49 @@ def test_the_pruned_encoder_draws_each_dropout_in_train_mode_only(which: str, mo
     config = model.config
     layer = [config.attention_probs_dropout_prob, config.hidden_dropout_prob, config.hidden_dropout_prob]
     assert drawn == layer * config.num_hidden_layers
+
+
+def test_the_pruned_encoders_dropouts_sit_where_bert_layer_has_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every dropout replaced by the same deterministic stand-in (``x * (1 - p)`` in train mode): the pruned layers in
+    train mode equal transformers' own ``BertLayer`` stack (with the edge attention) at the wanted positions, so
+    each dropout acts on the same tensor as there; the stand-in changes the states (it is applied)."""
+    tax = real("rcv1")
+    model = tiny_hbgl(tax, attn="eager", hidden_dropout_prob=0.4, attention_probs_dropout_prob=0.2)
+    stage = LabelGraphPretrainer(model)
+    slots, masked = stage.draw_sequences(torch.tensor([0.2, 1.0]), torch.tensor([1, 2]))
+    b, n = masked.shape
+    receivers, senders = sequence_edges(slots, stage.links, True)
+    wanted = torch.nn.functional.pad(masked, (1, 1)).reshape(-1)
+    states = torch.randn(b * (n + 2), model.config.hidden_size, generator=torch.Generator().manual_seed(0))
+    without = encode_wanted_positions(model.bert.encoder.eval(), states, receivers, senders, wanted)
+    monkeypatch.setattr(graph_attention, "inverted_dropout", lambda x, p, training: x * (1 - p) if training else x)
+    monkeypatch.setattr(torch.nn.Dropout, "forward", lambda self, x: x * (1 - self.p) if self.training else x)
+    encoder = model.bert.encoder.train()
+    with attention_implementation(model.bert.config, ATTENTION_NAME):
+        full = encoder(states.view(b, n + 2, -1), label_graph=(receivers, senders)).last_hidden_state
+    pruned = encode_wanted_positions(encoder, states, receivers, senders, wanted)
+    assert torch.allclose(pruned, full.reshape(b * (n + 2), -1)[wanted], atol=1e-5)
+    assert not torch.allclose(pruned, without, atol=1e-3)
+
+
+def test_edge_products_broadcast_alike_with_and_without_a_graph() -> None:
+    """``gather_sum_by`` multiplies in place only where no graph records it and the shapes allow: ``[E, h]`` weights
+    over ``[N, 1, d]`` values give ``[R, h, d]`` either way, the sums of a loop over the edges."""
+    generator = torch.Generator().manual_seed(0)
+    weights, values = torch.randn(7, 2, generator=generator), torch.randn(4, 1, 3, generator=generator)
+    gather, into = torch.tensor([0, 1, 3, 3, 2, 0, 1]), torch.tensor([0, 0, 1, 2, 4, 4, 4])
+    expected = torch.zeros(5, 2, 3)
+    for e in range(7):
+        expected[into[e]] += weights[e][:, None] * values[gather[e]]
+    with torch.no_grad():
+        without_graph = gather_sum_by(weights, values, gather, into, 5)
+    with_graph = gather_sum_by(weights.requires_grad_(), values, gather, into, 5)
+    assert torch.allclose(without_graph, expected, atol=1e-6) and torch.allclose(with_graph, expected, atol=1e-6)
+    same = torch.randn(4, 2, 3, generator=generator)  # the in-place path: [E, h, 1] x [E, h, d]
+    with torch.no_grad():
+        assert torch.allclose(gather_sum_by(weights, same, gather, into, 5),
+                              gather_sum_by(weights.detach().double(), same.double(), gather, into, 5).float(),
+                              atol=1e-5)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

@@ -14,6 +14,7 @@ recorded in ``MANIFEST.json`` like the demo data. Large cuts are built on demand
 
     pip install simple-icd-10-cm==1.5.0
     python examples/data/build_icd10cm_scale.py --depth 4
+    python examples/data/build_icd10cm_scale.py --depth 4 --max_labels 366   # issue 15's label pre-training case
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def label_name(code: str) -> str:
 def build(depth: int, out: Path, chapters: list[str] | None = None, max_labels: int | None = None) -> dict:
     """Write ``taxonomy.json``, ``{train,dev,test}.jsonl`` and ``MANIFEST.json`` of the cut at ``depth`` to ``out``;
     with ``max_labels``, only the first ``max_labels`` of those labels in level order (ancestor-closed: a label's
-    parent sits a level up) and each text's labels among them."""
+    parent sits a level up), each text with its labels among them (a text with none is left out)."""
     if not 1 <= depth <= 7:
         raise ValueError(f"ICD-10-CM has 7 levels: --depth must be in 1..7, got {depth}")
     if max_labels is not None and max_labels < 1:
@@ -65,6 +66,8 @@ def build(depth: int, out: Path, chapters: list[str] | None = None, max_labels: 
     labels_of: dict[str, set[str]] = {}
     for c in codes:
         cut = [a for a in path_of[c][:depth] if a in is_kept]
+        if not cut:  # under a chapter that --max_labels left out
+            continue
         for text in {cm.get_description(c), *cm.get_inclusion_term(c)}:
             labels_of.setdefault(text.strip(), set()).update(names[a] for a in cut)
     splits: dict[str, list[dict]] = {"train": [], "dev": [], "test": []}
