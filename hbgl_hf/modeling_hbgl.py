@@ -559,8 +559,9 @@ class HBGLForHierarchicalClassification(BertPreTrainedModel):
         On CPU, start the process with ``ONEDNN_PRIMITIVE_CACHE_CAPACITY=16 LRU_CACHE_CAPACITY=16``: every step has
         other shapes, and oneDNN's default kernel caches grew a 100-step stage to GBs of memory (warned here).
         """
-        cache_settings = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")
-        if self.device.type == "cpu" and not all(name in os.environ for name in cache_settings):
+        cache_settings = (("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "DNNL_PRIMITIVE_CACHE_CAPACITY"),  # oneDNN reads both
+                          ("LRU_CACHE_CAPACITY",))
+        if self.device.type == "cpu" and not all(any(n in os.environ for n in names) for names in cache_settings):
             logger.warning("label pre-training on CPU with oneDNN's kernel caches unbounded: every step has other "
                            "shapes and the cached kernels grow the process by GBs over 100 steps; start it with "
                            "ONEDNN_PRIMITIVE_CACHE_CAPACITY=16 LRU_CACHE_CAPACITY=16")

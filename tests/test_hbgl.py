@@ -432,6 +432,9 @@ def test_the_plain_label_pretraining_loop_warns_without_the_onednn_cache_caps(
     model = tiny_hbgl(DEPTH4)
     with caplog.at_level("WARNING", logger="hbgl_hf.modeling_hbgl"):
         model.pretrain_label_embeddings(1, batch_size=2)
+        monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY")
+        monkeypatch.setenv("DNNL_PRIMITIVE_CACHE_CAPACITY", "16")  # the legacy name, which oneDNN reads too
+        model.pretrain_label_embeddings(1, batch_size=2)
         assert not [r for r in caplog.records if "oneDNN" in r.getMessage()]
         monkeypatch.delenv("LRU_CACHE_CAPACITY")
         model.pretrain_label_embeddings(1, batch_size=2)
