@@ -48,7 +48,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--max_train_samples", type=int, default=None)
     parser.add_argument("--resume", action="store_true",
-                        help="keep the runs (dataset, method, seed) already in this benchmark's results file")
+                        help="keep the runs (dataset, method, seed) already in this benchmark's results file, "
+                             "those of other methods and seeds included (one table over several invocations)")
     parser.add_argument("--label_pretraining_steps", type=int, default=100, help="HBGL's global stage")
     parser.add_argument("--tune_threshold", default="none", choices=["none", "global", "per_level"],
                         help="decision threshold tuned on dev (per_level: not for flat, which gets global)")
@@ -72,6 +73,10 @@ def main() -> None:
     results_file.parent.mkdir(exist_ok=True)
     done = json.loads(results_file.read_text()) if args.resume and results_file.exists() else {}
     results: dict[tuple[str, str], list[dict]] = {}
+    for key, runs in done.items():  # --resume: every kept run stays in the file and the table
+        dataset_name, method = key.split("/")
+        wanted = dataset_name in {Path(d).name for d in args.datasets} and method in args.methods
+        results[(dataset_name, method)] = [r for r in runs if not wanted or r["seed"] not in args.seeds]
     for dataset in args.datasets:
         for method in args.methods:
             for seed in args.seeds:

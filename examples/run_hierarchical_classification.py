@@ -13,6 +13,7 @@ from htc_tools.cli.train import (  # noqa: F401  (re-exported for scripts and te
     entry_point,
     main,
     parse_arguments,
+    resolve_label_pretraining_steps,
     write_predictions,
 )
 

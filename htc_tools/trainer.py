@@ -106,7 +106,7 @@ class HierarchicalTrainer(Trainer):
     Args (beyond the Trainer's):
         decode_threshold: selection threshold on probabilities (None: the model config's; flat models: 0.5).
         hierarchy_consistent: decode a label only below a selected parent (None: the model config's).
-        label_pretraining_steps: HBGL's global stage before fine-tuning (0 skips it; other models ignore it).
+        label_pretraining_steps: HBGL's global stage before fine-tuning (0 or None skips it; other models ignore it).
         label_pretraining_learning_rate, label_pretraining_batch_size: its budget (paper: lr 1e-3 or 1e-4).
         head_learning_rate: learning rate of the parameters outside the encoder (``base_model_prefix``): HBGL's and
             HPT's MLM transform and biases, HPT's graph layers, the flat classifier (None: ``learning_rate`` for all).
@@ -115,14 +115,14 @@ class HierarchicalTrainer(Trainer):
     _label_pretraining_on_init = False  # set by train() while the Trainer re-creates the model with model_init
 
     def __init__(self, *args: Any, decode_threshold: float | None = None, hierarchy_consistent: bool | None = None,
-                 label_pretraining_steps: int = 0, label_pretraining_learning_rate: float = 1e-3,
+                 label_pretraining_steps: int | None = 0, label_pretraining_learning_rate: float = 1e-3,
                  label_pretraining_batch_size: int = 32, head_learning_rate: float | None = None,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.head_learning_rate = head_learning_rate
         self.decode_threshold = decode_threshold
         self.hierarchy_consistent = hierarchy_consistent
-        self.label_pretraining_steps = label_pretraining_steps
+        self.label_pretraining_steps = label_pretraining_steps or 0
         self.label_pretraining_learning_rate = label_pretraining_learning_rate
         self.label_pretraining_batch_size = label_pretraining_batch_size
         self.label_pretraining_losses: list[float] = []

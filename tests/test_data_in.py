@@ -24,7 +24,8 @@ from htc_tools.taxonomy import AmbiguousLabelError, Taxonomy
 REPO = Path(__file__).resolve().parents[1]
 AMAZON_LEVELS = REPO.parent / "shared" / "datasets" / "amazon_hier_levels"
 QUICK = ["--max_steps", "2", "--per_device_train_batch_size", "4", "--max_seq_length", "16", "--report_to", "none",
-         "--disable_tqdm", "true", "--use_cpu", "true", "--logging_strategy", "no", "--save_strategy", "no"]
+         "--disable_tqdm", "true", "--use_cpu", "true", "--logging_strategy", "no",
+         "--label_pretraining_steps", "0", "--save_strategy", "no"]
 # the shape of amazon_hier_levels: 3 levels, paths ending at level 1, 2 or 3, "food" under three parents and
 # "sauces" under two
 SYNTH_PATHS = [("pet supplies", "dogs", "food"), ("pet supplies", "dogs", "toys"), ("pet supplies", "cats", "food"),

@@ -369,7 +369,8 @@ def test_training_cli_on_a_roberta_checkpoint(model_type: str, encoder_dirs, toy
     results = run(["--model_type", model_type, "--model_name_or_path", str(encoder_dirs["roberta"]),
                    "--dataset_dir", str(toy_dataset_dir), "--output_dir", str(out), "--do_train", "--do_eval",
                    "--max_steps", "2", "--per_device_train_batch_size", "4", "--max_seq_length", "32",
-                   "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true", "--use_cpu"])
+                   "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true", "--use_cpu",
+                   "--label_pretraining_steps", "0"])
     assert "eval_macro_f1" in results
     config = json.loads((out / "config.json").read_text())
     assert config["model_type"] == model_type and config["encoder_config"]["model_type"] == "roberta"

@@ -175,7 +175,7 @@ def test_two_ranks_end_with_the_parameters_of_one_rank(model_type: str, tiny_enc
               "--max_steps", "2", "--optim", "sgd", "--learning_rate", "0.5", "--max_grad_norm", "0",
               "--lr_scheduler_type", "constant", "--train_sampling_strategy", "sequential", "--seed", "7",
               "--max_seq_length", "32", "--per_device_eval_batch_size", "3", "--save_strategy", "no",
-              "--report_to", "none", "--disable_tqdm", "true"]
+              "--report_to", "none", "--disable_tqdm", "true", "--label_pretraining_steps", "0"]
     run_script([*common, "--output_dir", str(tmp_path / "one"), "--per_device_train_batch_size", "4"], 1, tmp_path)
     run_script([*common, "--output_dir", str(tmp_path / "two"), "--per_device_train_batch_size", "2"], 2, tmp_path)
     one, two = load_file(tmp_path / "one" / "model.safetensors"), load_file(tmp_path / "two" / "model.safetensors")

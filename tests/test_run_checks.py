@@ -20,7 +20,8 @@ sys.path.insert(0, str(REPO / "examples"))
 from run_hierarchical_classification import ModelArguments, build_model, main  # noqa: E402
 
 QUICK = ["--max_steps", "1", "--per_device_train_batch_size", "4", "--max_seq_length", "16", "--report_to", "none",
-         "--disable_tqdm", "true", "--use_cpu", "true", "--logging_strategy", "no"]
+         "--disable_tqdm", "true", "--use_cpu", "true", "--logging_strategy", "no",
+         "--label_pretraining_steps", "0"]
 
 
 def run(encoder: Path, data: Path, out: Path, *extra: str) -> dict[str, float]:
