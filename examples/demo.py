@@ -19,6 +19,8 @@ from pathlib import Path
 from run_hierarchical_classification import main as run
 from transformers import pipeline
 
+from htc_tools.cli.train import RECIPE_LABEL_PRETRAINING_STEPS, RECIPE_LEARNING_RATE, RECIPE_TRAINING_DEFAULTS
+
 SAMPLE_TEXTS = (
     "Acute myocardial infarction of the inferior wall",
     "Generalized anxiety disorder with panic attacks",
@@ -26,7 +28,8 @@ SAMPLE_TEXTS = (
 )
 # per-method settings on top of the shared budget (see README "Main job")
 METHOD_ARGS = {
-    "hbgl": ["--label_pretraining_steps", "100", "--label_pretraining_learning_rate", "1e-3"],
+    "hbgl": ["--label_pretraining_steps", str(RECIPE_LABEL_PRETRAINING_STEPS), "--label_pretraining_learning_rate",
+             "1e-3"],
     "hpt": [],
     "flat": [],
     "embed_lr": [],  # frozen encoder, one logistic regression per label (C: the CLI's default); no fine-tuning
@@ -36,9 +39,10 @@ METHOD_ARGS = {
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", default="runs/demo")
-    parser.add_argument("--epochs", type=float, default=10)
-    parser.add_argument("--learning_rate", type=float, default=5e-4)
-    parser.add_argument("--batch_size", type=int, default=16)
+    # the recipe of the CLI's defaults (htc_tools.cli.train), one source for both
+    parser.add_argument("--epochs", type=float, default=RECIPE_TRAINING_DEFAULTS["num_train_epochs"])
+    parser.add_argument("--learning_rate", type=float, default=RECIPE_LEARNING_RATE)
+    parser.add_argument("--batch_size", type=int, default=RECIPE_TRAINING_DEFAULTS["per_device_train_batch_size"])
     parser.add_argument("--max_seq_length", type=int, default=32)
     parser.add_argument("--model_types", nargs="+", default=list(METHOD_ARGS), choices=list(METHOD_ARGS))
     return parser.parse_args()
@@ -54,9 +58,9 @@ def main() -> None:
             "--overwrite_output_dir",
             "--do_train", "--do_eval", "--do_predict", "--num_train_epochs", str(args.epochs),
             "--learning_rate", str(args.learning_rate), "--per_device_train_batch_size", str(args.batch_size),
-            "--per_device_eval_batch_size", "128", "--warmup_steps", "0.05", "--max_seq_length",
-            str(args.max_seq_length), "--eval_strategy", "no", "--save_strategy", "no", "--logging_steps", "50",
-            "--seed", "42", *METHOD_ARGS[model_type],
+            "--per_device_eval_batch_size", "128", "--warmup_steps", str(RECIPE_TRAINING_DEFAULTS["warmup_steps"]),
+            "--max_seq_length", str(args.max_seq_length), "--eval_strategy", "no", "--save_strategy", "no",
+            "--logging_steps", "50", "--seed", "42", *METHOD_ARGS[model_type],
         ])
     print("\n== results on the embedded ICD-10-CM data (all-MiniLM-L6-v2, same budget) ==")
     print(f"{'model':8} {'dev micro':>10} {'dev macro':>10} {'test micro':>11} {'test macro':>11}")
