@@ -115,20 +115,24 @@ def main() -> None:
         levels = sorted({k for k in runs[0] if k.startswith("test_level_") and k.endswith("_macro_f1")})
         per_level = " / ".join(mean_sd([r[k] for r in runs]) for k in levels)
         minutes = statistics.mean(r.get(TIME_KEY, 0.0) for r in runs) / 60
-        rows.append([dataset, method, *(mean_sd([r[f"test_{c}"] for r in runs]) for c in COLUMNS), per_level,
-                     f"{minutes:.1f}"])
+        run_seeds = ", ".join(str(r["seed"]) for r in sorted(runs, key=lambda r: r["seed"]))
+        rows.append([dataset, method, run_seeds, *(mean_sd([r[f"test_{c}"] for r in runs]) for c in COLUMNS),
+                     per_level, f"{minutes:.1f}"])
+    seeds = f"seeds {args.seeds}" + (" in this invocation (`--resume` kept earlier ones: the seeds column lists "
+                                      "every run of a row)" if args.resume else "")
+    settings = (f"Encoder `{args.model_name_or_path}`, {seeds}, {args.epochs} epochs, lr {args.learning_rate}, batch "
+                f"{args.batch_size}, max length {args.max_seq_length}"
+                + (f", first {args.max_train_samples} training texts" if args.max_train_samples else "")
+                + f"; HBGL adds {args.label_pretraining_steps} label pre-training steps"
+                + (f"; thresholds tuned on dev ({args.tune_threshold})" if args.tune_threshold != "none" else "")
+                + (f"; fine-tuned methods add `{args.recipe_args}`" if args.recipe_args else "")
+                + "; embed_lr: frozen encoder + per-label logistic regression"
+                + (f" (C={args.embed_lr_c})" if args.embed_lr_c else "") + ".")
     body = "\n\n".join([
-        f"Command: `{command()}`  \nMachine: {machine()}  \nEncoder `{args.model_name_or_path}`, seeds "
-        f"{args.seeds}, {args.epochs} epochs, lr {args.learning_rate}, batch {args.batch_size}, max length "
-        f"{args.max_seq_length}" + (f", first {args.max_train_samples} training texts" if args.max_train_samples
-                                    else "") + f"; HBGL adds {args.label_pretraining_steps} label pre-training steps"
-        + (f"; thresholds tuned on dev ({args.tune_threshold})" if args.tune_threshold != "none" else "")
-        + (f"; fine-tuned methods add `{args.recipe_args}`" if args.recipe_args else "")
-        + "; embed_lr: frozen encoder + per-label logistic regression" + (f" (C={args.embed_lr_c})" if args.embed_lr_c
-                                                                           else "") + ".",
+        f"Command: `{command()}`  \nMachine: {machine()}  \n{settings}",
         "Test split, percent, mean ± sd over seeds (macro-F1 over all labels of the taxonomy, as HiAGM/HBGL/HPT):",
-        markdown_table(["dataset", "method", "micro-F1", "macro-F1", "hier-F1", "inconsistency", "macro-F1 per level",
-                        "train min"], rows),
+        markdown_table(["dataset", "method", "seeds", "micro-F1", "macro-F1", "hier-F1", "inconsistency",
+                        "macro-F1 per level", "train min"], rows),
     ])
     write_section(name, body)
 
