@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from transformers import Trainer, TrainingArguments
 
+from .learning_rates import scale_label_row_updates, split_head_learning_rate
 from .memory import ONEDNN_CACHE_SETTING, ReleaseFreedMemoryCallback, onednn_caches_bounded
 
 logger = logging.getLogger(__name__)
@@ -78,28 +79,6 @@ def run_label_pretraining(model: nn.Module, args: TrainingArguments, num_steps: 
     return [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
 
 
-def split_head_learning_rate(optimizer: torch.optim.Optimizer, model: nn.Module, head_learning_rate: float) -> int:
-    """Splits each parameter group of a fresh ``optimizer`` in two: the encoder's parameters (HBGL's and HPT's
-    ``backbone``, whatever its family; else ``model.base_model``; tied label rows included) keep the group's
-    learning rate, the others get ``head_learning_rate``. Returns the number of head parameters."""
-    encoder = getattr(model, "backbone", None) or model.base_model
-    if encoder is model:
-        raise ValueError(f"{type(model).__name__} has no encoder apart from its head: --head_learning_rate cannot "
-                         "split its parameters")
-    in_encoder = {id(p) for p in encoder.parameters()}
-    head = {id(p) for p in model.parameters() if id(p) not in in_encoder}
-    groups = []
-    for group in optimizer.param_groups:
-        for is_head in (False, True):
-            params = [p for p in group["params"] if (id(p) in head) == is_head]
-            if params:
-                groups.append({**group, "params": params, **({"lr": head_learning_rate} if is_head else {})})
-    optimizer.param_groups.clear()
-    for group in groups:
-        optimizer.add_param_group(group)
-    return len(head)
-
-
 class HierarchicalTrainer(Trainer):
     """A :class:`~transformers.Trainer` that evaluates hierarchical models by their ``decode()``.
 
@@ -110,6 +89,8 @@ class HierarchicalTrainer(Trainer):
         label_pretraining_learning_rate, label_pretraining_batch_size: its budget (paper: lr 1e-3 or 1e-4).
         head_learning_rate: learning rate of the parameters outside the encoder (``base_model_prefix``): HBGL's and
             HPT's MLM transform and biases, HPT's graph layers, the flat classifier (None: ``learning_rate`` for all).
+        label_learning_rate: learning rate of HBGL's and HPT's label rows in the word-embedding table (None: the
+            encoder's); see :func:`~htc_tools.learning_rates.scale_label_row_updates`.
     """
 
     _label_pretraining_on_init = False  # set by train() while the Trainer re-creates the model with model_init
@@ -117,9 +98,10 @@ class HierarchicalTrainer(Trainer):
     def __init__(self, *args: Any, decode_threshold: float | None = None, hierarchy_consistent: bool | None = None,
                  label_pretraining_steps: int | None = 0, label_pretraining_learning_rate: float = 1e-3,
                  label_pretraining_batch_size: int = 32, head_learning_rate: float | None = None,
-                 **kwargs: Any) -> None:
+                 label_learning_rate: float | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.head_learning_rate = head_learning_rate
+        self.label_learning_rate = label_learning_rate
         self.decode_threshold = decode_threshold
         self.hierarchy_consistent = hierarchy_consistent
         self.label_pretraining_steps = label_pretraining_steps or 0
@@ -139,10 +121,16 @@ class HierarchicalTrainer(Trainer):
             self.args.metric_for_best_model, self.args.greater_is_better = "macro_f1", True
 
     def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
-        """The Trainer's optimiser, with ``head_learning_rate`` for the parameters outside the encoder."""
+        """The Trainer's optimiser, with ``head_learning_rate`` for the parameters outside the encoder and
+        ``label_learning_rate`` for the label rows."""
         optimizer = super().create_optimizer(model)
+        model = self.model if model is None else model
         if self.head_learning_rate is not None:
-            split_head_learning_rate(optimizer, self.model if model is None else model, self.head_learning_rate)
+            split_head_learning_rate(optimizer, model, self.head_learning_rate)
+        # once per optimiser: the Trainer returns the same one on later calls, and hooks twice would scale twice
+        if self.label_learning_rate is not None and getattr(self, "_label_rows_scaled_in", None) is not optimizer:
+            scale_label_row_updates(optimizer, self.accelerator.unwrap_model(model), self.label_learning_rate)
+            self._label_rows_scaled_in = optimizer
         return optimizer
 
     def _label_pretraining(self, model: nn.Module) -> None:

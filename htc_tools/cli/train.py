@@ -137,6 +137,9 @@ class ModelArguments:
     head_learning_rate: float | None = field(
         default=None, metadata={"help": "learning rate of the parameters outside the encoder (heads, HPT's graph "
                                         "layers; default: --learning_rate)"})
+    label_learning_rate: float | None = field(
+        default=None, metadata={"help": "hbgl/hpt: learning rate of the label rows of the word-embedding table "
+                                        "(HPT: with its virtual depth tokens; default: --learning_rate)"})
     early_stopping_patience: int | None = field(
         default=None, metadata={"help": "stop after this many evaluations without a better metric_for_best_model "
                                         "(HPT paper: 6 epochs on macro-F1; needs --load_best_model_at_end)"})
@@ -346,6 +349,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     bound_onednn_caches()  # before the first oneDNN kernel of the process: see htc_tools/memory.py
     argv = list(sys.argv[1:] if argv is None else argv)
     model_args, data_args, training_args = parse_arguments(argv)
+    if model_args.label_learning_rate is not None and model_args.model_type not in ("hbgl", "hpt"):
+        raise ValueError(f"--label_learning_rate is for hbgl and hpt (their label rows), not --model_type "
+                         f"{model_args.model_type}")
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity_warning()
     if model_args.model_type != "embed_lr":
@@ -392,6 +398,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         label_pretraining_learning_rate=model_args.label_pretraining_learning_rate,
         label_pretraining_batch_size=model_args.label_pretraining_batch_size,
         callbacks=early_stopping_callbacks(model_args), head_learning_rate=model_args.head_learning_rate,
+        label_learning_rate=model_args.label_learning_rate,
     )
     results: dict[str, float] = {}
     if training_args.do_train and fit_seconds is not None:
