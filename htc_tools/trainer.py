@@ -102,6 +102,10 @@ class HierarchicalTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.head_learning_rate = head_learning_rate
         self.label_learning_rate = label_learning_rate
+        if label_learning_rate is not None and (self.is_deepspeed_enabled or self.is_fsdp_enabled):
+            # DeepSpeed may build its optimiser from its config without create_optimizer: refuse it here already
+            raise ValueError("--label_learning_rate is not supported with DeepSpeed or FSDP (their optimiser steps "
+                             "other copies of the weights)")
         self.decode_threshold = decode_threshold
         self.hierarchy_consistent = hierarchy_consistent
         self.label_pretraining_steps = label_pretraining_steps or 0
@@ -124,13 +128,20 @@ class HierarchicalTrainer(Trainer):
         """The Trainer's optimiser, with ``head_learning_rate`` for the parameters outside the encoder and
         ``label_learning_rate`` for the label rows."""
         optimizer = super().create_optimizer(model)
-        model = self.model if model is None else model
+        # later calls return the same optimiser, wrapped by Accelerate after the first train(): split its groups
+        # and hook it once (twice would reset the head's scheduled rate and scale the label rows twice)
+        inner = getattr(optimizer, "optimizer", optimizer)
+        if getattr(inner, "_htc_learning_rates_set", False):
+            return optimizer
+        model = self.accelerator.unwrap_model(self.model if model is None else model)
         if self.head_learning_rate is not None:
-            split_head_learning_rate(optimizer, model, self.head_learning_rate)
-        # once per optimiser: the Trainer returns the same one on later calls, and hooks twice would scale twice
-        if self.label_learning_rate is not None and getattr(self, "_label_rows_scaled_in", None) is not optimizer:
-            scale_label_row_updates(optimizer, self.accelerator.unwrap_model(model), self.label_learning_rate)
-            self._label_rows_scaled_in = optimizer
+            split_head_learning_rate(inner, model, self.head_learning_rate)
+        if self.label_learning_rate is not None:
+            if self.is_deepspeed_enabled or self.is_fsdp_enabled or self.is_fsdp_xla_enabled:
+                raise ValueError("--label_learning_rate is not supported with DeepSpeed or FSDP (their optimiser "
+                                 "steps other copies of the weights)")
+            scale_label_row_updates(inner, model, self.label_learning_rate)
+        inner._htc_learning_rates_set = True
         return optimizer
 
     def _label_pretraining(self, model: nn.Module) -> None:

@@ -21,13 +21,13 @@ CLASSES = {"hbgl": HBGLForHierarchicalClassification, "hpt": HPTForHierarchicalC
 
 
 def table_after_steps(model_type: str, encoder_dir: Path, taxonomy, out: Path, learning_rate: float,
-                      label_learning_rate: float | None, steps: int = 3) -> torch.Tensor:
-    """The word-embedding table after ``steps`` AdamW steps (weight decay 0.1, linear schedule with warm-up) on the
-    same fixed gradients for every parameter, from the same start."""
+                      label_learning_rate: float | None, steps: int = 4) -> torch.Tensor:
+    """The word-embedding table after ``steps`` AdamW steps (weight decay 0.1, 2 warm-up steps from rate 0, then
+    linear decay) on the same fixed gradients for every parameter, from the same start."""
     torch.manual_seed(0)
     model = CLASSES[model_type].from_encoder(str(encoder_dir), list(taxonomy.labels),
                                              [list(p) for p in taxonomy.parents])
-    args = TrainingArguments(output_dir=str(out), learning_rate=learning_rate, weight_decay=0.1, warmup_steps=1,
+    args = TrainingArguments(output_dir=str(out), learning_rate=learning_rate, weight_decay=0.1, warmup_steps=2,
                              report_to="none", use_cpu=True)
     trainer = HierarchicalTrainer(model=model, args=args, label_learning_rate=label_learning_rate)
     trainer.create_optimizer_and_scheduler(num_training_steps=steps + 1)
@@ -67,27 +67,70 @@ def test_label_learning_rate_is_refused_without_label_rows(tiny_encoder_dir: Pat
         HierarchicalTrainer(model=model, args=args, label_learning_rate=1e-3).create_optimizer()
 
 
-def test_the_cli_passes_label_learning_rate_to_training(tiny_encoder_dir: Path, toy_dataset_dir: Path,
-                                                        tmp_path: Path) -> None:
-    """--label_learning_rate 0 through the CLI: HPT's label rows come out of training as they went in, the rest of
-    the table does not; a model without label rows is refused before anything loads."""
+def cli_table(encoder_dir: Path, dataset_dir: Path, out: Path, *extra: str) -> tuple[torch.Tensor, int]:
+    """HPT's word-embedding table after one CLI training step (no warm-up, fixed seed) and its label offset."""
     sys.path.insert(0, str(REPO / "examples"))
     from run_hierarchical_classification import main
 
-    def train(out: Path, *extra: str) -> torch.Tensor:
-        main(["--model_type", "hpt", "--model_name_or_path", str(tiny_encoder_dir), "--dataset_dir",
-              str(toy_dataset_dir), "--output_dir", str(out), "--do_train", "--max_steps", "2", "--warmup_steps", "0",
-              "--max_seq_length", "16", "--learning_rate", "1e-2", "--seed", "3", "--report_to", "none",
-              "--disable_tqdm", "true", "--use_cpu", "true", *extra])
-        weights = load_file(str(out / "model.safetensors"))
-        return next(w for name, w in weights.items() if name.endswith("word_embeddings.weight"))
+    main(["--model_type", "hpt", "--model_name_or_path", str(encoder_dir), "--dataset_dir", str(dataset_dir),
+          "--output_dir", str(out), "--do_train", "--max_steps", "1", "--warmup_steps", "0", "--max_seq_length", "16",
+          "--seed", "3", "--report_to", "none", "--disable_tqdm", "true", "--use_cpu", "true", *extra])
+    weights = load_file(str(out / "model.safetensors"))
+    table = next(w for name, w in weights.items() if name.endswith("word_embeddings.weight"))
+    return table, json.loads((out / "config.json").read_text())["label_token_offset"]
+
+
+@pytest.mark.parametrize("optim", ["adamw_torch", "adamw_torch_fused", "sgd"])
+def test_the_cli_trains_the_label_rows_at_label_learning_rate(optim: str, tiny_encoder_dir: Path,
+                                                              toy_dataset_dir: Path, tmp_path: Path) -> None:
+    """One Trainer step through the CLI (Accelerate's wrapped optimiser, the optimiser the Trainer builds for
+    ``--optim``): with the same first gradients, the label rows land where a plain run at 2e-2 puts them, the rest
+    of the table where a plain run at 1e-2 does."""
+    run = [tiny_encoder_dir, toy_dataset_dir]
+    split, offset = cli_table(*run, tmp_path / "split", "--optim", optim, "--learning_rate", "1e-2",
+                              "--label_learning_rate", "2e-2")
+    at_encoder_rate, _ = cli_table(*run, tmp_path / "slow", "--optim", optim, "--learning_rate", "1e-2")
+    at_label_rate, _ = cli_table(*run, tmp_path / "fast", "--optim", optim, "--learning_rate", "2e-2")
+    torch.testing.assert_close(split[:offset], at_encoder_rate[:offset], rtol=0, atol=1e-6)
+    torch.testing.assert_close(split[offset:], at_label_rate[offset:], rtol=0, atol=1e-6)
+    assert not torch.allclose(at_label_rate[offset:], at_encoder_rate[offset:], atol=1e-4)
+
+
+def test_label_learning_rate_refuses_what_it_cannot_scale(tiny_encoder_dir: Path, toy_dataset_dir: Path,
+                                                          tmp_path: Path) -> None:
+    """A model without label rows is refused before anything loads; an optimiser whose step is not linear in the
+    learning rate, and a negative rate, when the optimiser is built."""
+    run = [tiny_encoder_dir, toy_dataset_dir]
+    sys.path.insert(0, str(REPO / "examples"))
+    from run_hierarchical_classification import main
 
     with pytest.raises(ValueError, match="--label_learning_rate is for hbgl and hpt"):
         main(["--model_type", "flat", "--model_name_or_path", str(tiny_encoder_dir), "--dataset_dir",
               str(toy_dataset_dir), "--output_dir", str(tmp_path / "flat"), "--label_learning_rate", "0"])
-    frozen, moving = train(tmp_path / "frozen", "--label_learning_rate", "0"), train(tmp_path / "moving")
-    untrained = train(tmp_path / "untrained", "--learning_rate", "0")
-    offset = json.loads((tmp_path / "frozen" / "config.json").read_text())["label_token_offset"]
-    torch.testing.assert_close(frozen[offset:], untrained[offset:], rtol=0, atol=0)
-    assert not torch.allclose(moving[offset:], untrained[offset:])
-    assert not torch.allclose(frozen[:offset], untrained[:offset])
+    with pytest.raises(ValueError, match="not Adafactor"):
+        cli_table(*run, tmp_path / "adafactor", "--optim", "adafactor", "--label_learning_rate", "1e-3")
+    with pytest.raises(ValueError, match=">= 0"):
+        cli_table(*run, tmp_path / "negative", "--label_learning_rate=-1e-3")
+
+
+def test_a_second_train_call_hooks_the_optimiser_once(tiny_encoder_dir: Path, toy_taxonomy, tokenizer,
+                                                      tmp_path: Path) -> None:
+    """After train(), the Trainer's optimiser is Accelerate's wrapper: create_optimizer() again must neither hook
+    the inner optimiser twice nor fail on the wrapper, and a second train() runs."""
+    from datasets import Dataset
+    from transformers import DataCollatorWithPadding
+
+    model = HPTForHierarchicalClassification.from_encoder(str(tiny_encoder_dir), list(toy_taxonomy.labels),
+                                                          [list(p) for p in toy_taxonomy.parents])
+    texts = tokenizer(["the ball game", "a gene in the cell"])
+    labels = [[float(i == 0) for i in range(toy_taxonomy.num_labels)]] * 2
+    train = Dataset.from_dict({**texts, "labels": labels})
+    args = TrainingArguments(output_dir=str(tmp_path), learning_rate=1e-3, max_steps=1, save_strategy="no",
+                             report_to="none", use_cpu=True, disable_tqdm=True)
+    trainer = HierarchicalTrainer(model=model, args=args, train_dataset=train, head_learning_rate=5e-3,
+                                  label_learning_rate=2e-3, data_collator=DataCollatorWithPadding(tokenizer))
+    trainer.train()
+    inner = trainer.create_optimizer().optimizer
+    assert len(inner._optimizer_step_pre_hooks) == len(inner._optimizer_step_post_hooks) == 1
+    assert sorted(g["initial_lr"] for g in inner.param_groups) == [1e-3, 1e-3, 5e-3, 5e-3]
+    trainer.train()

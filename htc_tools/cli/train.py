@@ -139,7 +139,7 @@ class ModelArguments:
                                         "layers; default: --learning_rate)"})
     label_learning_rate: float | None = field(
         default=None, metadata={"help": "hbgl/hpt: learning rate of the label rows of the word-embedding table "
-                                        "(HPT: with its virtual depth tokens; default: --learning_rate)"})
+                                        "(HPT: with its virtual depth tokens and [PRED]; default: --learning_rate)"})
     early_stopping_patience: int | None = field(
         default=None, metadata={"help": "stop after this many evaluations without a better metric_for_best_model "
                                         "(HPT paper: 6 epochs on macro-F1; needs --load_best_model_at_end)"})
