@@ -102,8 +102,9 @@ class HierarchicalTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.head_learning_rate = head_learning_rate
         self.label_learning_rate = label_learning_rate
-        if label_learning_rate is not None and (self.is_deepspeed_enabled or self.is_fsdp_enabled):
-            # DeepSpeed may build its optimiser from its config without create_optimizer: refuse it here already
+        if label_learning_rate is not None and (self.is_deepspeed_enabled or self.is_fsdp_enabled
+                                                or self.is_fsdp_xla_enabled):
+            # here, not in create_optimizer: DeepSpeed may build its optimiser from its config without calling it
             raise ValueError("--label_learning_rate is not supported with DeepSpeed or FSDP (their optimiser steps "
                              "other copies of the weights)")
         self.decode_threshold = decode_threshold
@@ -136,10 +137,7 @@ class HierarchicalTrainer(Trainer):
         model = self.accelerator.unwrap_model(self.model if model is None else model)
         if self.head_learning_rate is not None:
             split_head_learning_rate(inner, model, self.head_learning_rate)
-        if self.label_learning_rate is not None:
-            if self.is_deepspeed_enabled or self.is_fsdp_enabled or self.is_fsdp_xla_enabled:
-                raise ValueError("--label_learning_rate is not supported with DeepSpeed or FSDP (their optimiser "
-                                 "steps other copies of the weights)")
+        if self.label_learning_rate is not None:  # DeepSpeed and FSDP were refused in __init__
             scale_label_row_updates(inner, model, self.label_learning_rate)
         inner._htc_learning_rates_set = True
         return optimizer
