@@ -9,7 +9,8 @@ micro/macro-F1, hierarchical F1, per-level F1 and inconsistency rate, mean +- sd
 Each run is ``examples/run_hierarchical_classification.py`` (the product path: Trainer, decode-based
 evaluation, the model folder), with the dev split used for nothing but reporting (no early stopping).
 Every finished run is kept in ``benchmarks/results/quality-<datasets>.json`` at once; ``--resume`` reuses
-the runs (dataset, method, seed) found there, so an interrupted benchmark continues where it stopped.
+the runs (dataset, method, seed) found there, so an interrupted benchmark continues where it stopped; a kept
+run trained with other settings is refused.
 """
 
 from __future__ import annotations
@@ -61,6 +62,63 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def run_argv(args: argparse.Namespace, dataset: str, method: str, seed: int) -> list[str]:
+    """The training CLI's arguments of one run, ``--output_dir`` aside."""
+    model_type, extra = METHODS[method]
+    argv = ["--model_type", model_type, *extra, "--model_name_or_path", args.model_name_or_path,
+            "--dataset_dir", dataset, "--do_train", "--do_predict",
+            "--num_train_epochs", str(args.epochs), "--learning_rate", str(args.learning_rate),
+            "--per_device_train_batch_size", str(args.batch_size), "--per_device_eval_batch_size",
+            "64", "--max_seq_length", str(args.max_seq_length), "--warmup_steps", "0.05",
+            "--seed", str(seed), "--eval_strategy", "no", "--save_strategy", "no",
+            "--logging_steps", "100", "--disable_tqdm", "true", "--report_to", "none"]
+    if args.max_train_samples:
+        argv += ["--max_train_samples", str(args.max_train_samples)]
+    if model_type == "hbgl":
+        argv += ["--label_pretraining_steps", str(args.label_pretraining_steps)]
+    if args.tune_threshold != "none":
+        argv += ["--tune_threshold", "global" if model_type == "flat" else args.tune_threshold]
+    if model_type == "embed_lr" and args.embed_lr_c is not None:
+        argv += ["--embed_lr_c", str(args.embed_lr_c)]
+    if model_type in ("hbgl", "hpt", "flat"):
+        argv += shlex.split(args.recipe_args)
+    return argv
+
+
+def recorded_settings(argv: list[str]) -> list[str]:
+    """What a kept run is compared by: its arguments with the dataset by folder name (the results file is per
+    dataset names; the folder may move) and without the seed (a run's own key)."""
+    settings, items = [], iter(argv)
+    for arg in items:
+        if arg in ("--dataset_dir", "--seed"):
+            value = next(items)
+            settings += [arg, Path(value).name] if arg == "--dataset_dir" else []
+        else:
+            settings.append(arg)
+    return settings
+
+
+def check_kept_settings(args: argparse.Namespace, done: dict[str, list[dict]]) -> None:
+    """``--resume`` puts kept runs in one table under this invocation's settings line: refuse a kept run that was
+    trained with other settings (epochs, learning rate, recipe arguments...) instead of mixing it in silently.
+    Runs recorded before settings were kept are reported, not refused."""
+    paths = {Path(d).name: d for d in args.datasets}
+    unrecorded = []
+    for key, runs in done.items():
+        dataset_name, method = key.split("/")
+        expected = recorded_settings(run_argv(args, paths.get(dataset_name, dataset_name), method, 0))
+        for run_record in runs:
+            if "settings" not in run_record:
+                unrecorded.append(f"{key} seed {run_record['seed']}")
+            elif run_record["settings"] != expected:
+                raise SystemExit(
+                    f"--resume: the kept run {key} seed {run_record['seed']} was trained with\n  "
+                    f"{shlex.join(run_record['settings'])}\nbut this invocation would run\n  {shlex.join(expected)}\n"
+                    "Use the same options, another --tag, or no --resume.")
+    if unrecorded:
+        print(f"--resume: kept runs without recorded settings (not checked): {', '.join(unrecorded)}", flush=True)
+
+
 def mean_sd(values: list[float]) -> str:
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{100 * statistics.mean(values):.2f} ± {100 * sd:.2f}"
@@ -70,13 +128,14 @@ def main() -> None:
     args = parse_args()
     name = "quality-" + "-".join(Path(d).name for d in args.datasets) + (f"-{args.tag}" if args.tag else "")
     results_file = REPO / "benchmarks" / "results" / f"{name}.json"
-    results_file.parent.mkdir(exist_ok=True)
+    results_file.parent.mkdir(parents=True, exist_ok=True)
     done = json.loads(results_file.read_text()) if args.resume and results_file.exists() else {}
     results: dict[tuple[str, str], list[dict]] = {}
     for key, runs in done.items():  # --resume: every kept run stays in the file and the table
         dataset_name, method = key.split("/")
         wanted = dataset_name in {Path(d).name for d in args.datasets} and method in args.methods
         results[(dataset_name, method)] = [r for r in runs if not wanted or r["seed"] not in args.seeds]
+    check_kept_settings(args, done)
     for dataset in args.datasets:
         for method in args.methods:
             for seed in args.seeds:
@@ -85,26 +144,9 @@ def main() -> None:
                     results.setdefault((Path(dataset).name, method), []).append(kept[0])
                     continue
                 with tempfile.TemporaryDirectory() as out:
-                    model_type, extra = METHODS[method]
-                    argv = ["--model_type", model_type, *extra, "--model_name_or_path", args.model_name_or_path,
-                            "--dataset_dir", dataset, "--output_dir", out, "--do_train", "--do_predict",
-                            "--num_train_epochs", str(args.epochs), "--learning_rate", str(args.learning_rate),
-                            "--per_device_train_batch_size", str(args.batch_size), "--per_device_eval_batch_size",
-                            "64", "--max_seq_length", str(args.max_seq_length), "--warmup_steps", "0.05",
-                            "--seed", str(seed), "--eval_strategy", "no", "--save_strategy", "no",
-                            "--logging_steps", "100", "--disable_tqdm", "true", "--report_to", "none"]
-                    if args.max_train_samples:
-                        argv += ["--max_train_samples", str(args.max_train_samples)]
-                    if model_type == "hbgl":
-                        argv += ["--label_pretraining_steps", str(args.label_pretraining_steps)]
-                    if args.tune_threshold != "none":
-                        mode = "global" if model_type == "flat" else args.tune_threshold
-                        argv += ["--tune_threshold", mode]
-                    if model_type == "embed_lr" and args.embed_lr_c is not None:
-                        argv += ["--embed_lr_c", str(args.embed_lr_c)]
-                    if model_type in ("hbgl", "hpt", "flat"):
-                        argv += shlex.split(args.recipe_args)
-                    metrics = {**run(argv), "seed": seed}
+                    argv = run_argv(args, dataset, method, seed)
+                    metrics = {**run([*argv, "--output_dir", out]), "seed": seed,
+                               "settings": recorded_settings(argv)}
                 results.setdefault((Path(dataset).name, method), []).append(metrics)
                 results_file.write_text(json.dumps(  # after every run: an interrupted benchmark keeps its runs
                     {f"{d}/{m}": runs for (d, m), runs in results.items()}, indent=1))

@@ -58,3 +58,46 @@ def test_label_pretraining_benchmark_cuts_an_ancestor_closed_taxonomy(monkeypatc
     for i, parents in enumerate(cut.parents):
         original = full.id(cut.labels[i])
         assert sorted(cut.labels[p] for p in parents) == sorted(full.labels[p] for p in full.parents[original])
+
+
+def test_quality_resume_refuses_kept_runs_of_other_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    """``quality.py --resume`` records each run's arguments and refuses to put a run of other settings (here
+    another epoch count or recipe argument) in one table with this invocation's; the same settings resume."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    quality = load_script("quality")
+    trained: list[list[str]] = []
+
+    def fake_run(argv: list[str]) -> dict[str, float]:
+        trained.append(argv)
+        return {f"test_{c}": 0.5 for c in quality.COLUMNS} | {"train_runtime": 60.0}
+
+    monkeypatch.setattr(quality, "run", fake_run)
+    monkeypatch.setattr(quality, "REPO", tmp_path)
+    monkeypatch.setattr(quality, "write_section", lambda name, body: None)
+    base = ["quality.py", "--datasets", str(tmp_path / "toy"), "--methods", "hbgl", "--epochs", "2", "--resume",
+            "--recipe_args=--bf16"]
+
+    def invoke(*extra: str) -> None:
+        monkeypatch.setattr(sys, "argv", [*base, *extra])
+        quality.main()
+
+    invoke("--seeds", "1")
+    kept = json.loads((tmp_path / "benchmarks" / "results" / "quality-toy.json").read_text())["toy/hbgl"][0]
+    assert kept["settings"][kept["settings"].index("--num_train_epochs") + 1] == "2.0"
+    assert "--seed" not in kept["settings"] and "--output_dir" not in kept["settings"]
+    invoke("--seeds", "1", "2")  # same settings: seed 1 is kept, seed 2 trained
+    assert [a[a.index("--seed") + 1] for a in trained] == ["1", "2"]
+    with pytest.raises(SystemExit, match="kept run toy/hbgl seed 1 was trained with"):
+        invoke("--seeds", "3", "--epochs", "3")
+    base[-1] = "--recipe_args=--bf16 --label_learning_rate 5e-3"
+    with pytest.raises(SystemExit, match="--label_learning_rate 5e-3"):
+        invoke("--seeds", "3")
+    assert len(trained) == 2
+    results_file = tmp_path / "benchmarks" / "results" / "quality-toy.json"
+    legacy = json.loads(results_file.read_text())
+    for run_record in legacy["toy/hbgl"]:
+        del run_record["settings"]
+    results_file.write_text(json.dumps(legacy))
+    invoke("--seeds", "1")  # runs kept before settings were recorded: named, not refused
+    assert "without recorded settings (not checked): toy/hbgl seed 1, toy/hbgl seed 2" in capsys.readouterr().out

@@ -108,7 +108,7 @@ def test_evaluation_and_predict_go_through_decode(model_type: str, tiny_encoder_
 def test_best_model_is_chosen_by_macro_f1_unless_the_loss_is_asked_for(tiny_encoder_dir: Path, toy_data, tokenizer,
                                                                        tmp_path: Path) -> None:
     """TrainingArguments fills in metric_for_best_model="loss" for load_best_model_at_end; the paper selects by
-    macro-F1. An explicit choice of the loss in the script (either flag form) is kept."""
+    macro-F1. An explicit choice of the loss in the script (any flag form) is kept; without one it is macro-F1."""
     model = build("hpt", tiny_encoder_dir, toy_data[1])
     common = {"load_best_model_at_end": True, "eval_strategy": "epoch", "save_strategy": "epoch"}
     assert trainer_for(model, toy_data, tokenizer, tmp_path, **common).args.metric_for_best_model == "macro_f1"
@@ -117,10 +117,14 @@ def test_best_model_is_chosen_by_macro_f1_unless_the_loss_is_asked_for(tiny_enco
     sys.path.insert(0, str(REPO / "examples"))
     from run_hierarchical_classification import parse_arguments
 
-    for flag in (["--metric_for_best_model=loss"], ["--metric_for_best_model", "loss"]):
+    for flag in (["--metric_for_best_model=loss"], ["--metric_for_best_model", "loss"], ["--metric_for_best", "loss"],
+                 ["--metric_for_best_m=loss"]):  # argparse takes abbreviations too
         args = parse_arguments(["--output_dir", str(tmp_path / "o"), "--load_best_model_at_end", "--eval_strategy",
                                 "epoch", "--save_strategy", "epoch", *flag])[2]
         assert args.metric_for_best_model == "eval_loss"
+    args = parse_arguments(["--output_dir", str(tmp_path / "o"), "--load_best_model_at_end", "--eval_strategy",
+                            "epoch", "--save_strategy", "epoch"])[2]
+    assert args.metric_for_best_model == "loss"  # TrainingArguments' fill-in, which HierarchicalTrainer reads as unset
 
 
 def test_label_pretraining_runs_on_the_model_that_model_init_builds(tiny_encoder_dir: Path, toy_data, tokenizer,

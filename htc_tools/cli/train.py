@@ -315,8 +315,8 @@ def write_predictions(path: Path, texts: list[str], predictions: tuple[np.ndarra
 
 
 def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
-    """The three argument groups. An explicit ``--metric_for_best_model loss`` (or ``=loss``) becomes ``eval_loss``:
-    HierarchicalTrainer reads a bare "loss" as TrainingArguments' default and selects by macro-F1."""
+    """The three argument groups. An explicit ``--metric_for_best_model loss`` (any form argparse takes) becomes
+    ``eval_loss``: HierarchicalTrainer reads a bare "loss" as TrainingArguments' default and selects by macro-F1."""
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
     # the recipe's learning rate depends on the encoder: resolved before the dataclasses are built, because
     # TrainingArguments.__post_init__ already copies it (e.g. into a DeepSpeed config's "auto" entries)
@@ -329,8 +329,8 @@ def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DataArguments, Tra
         f"AdamW's initial learning rate ({RECIPE_LEARNING_RATE:g} with --model_name_or_path {EMBEDDED_ENCODER}, where "
         f"the recipe was measured; else the Trainer's {TRAINER_LEARNING_RATE:g})")
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
-    chose_metric = any(a == "--metric_for_best_model" or a.startswith("--metric_for_best_model=") for a in argv)
-    if chose_metric and training_args.metric_for_best_model == "loss":
+    # the first pass is argparse's own reading (abbreviated flags included), before __post_init__ fills in "loss"
+    if first.metric_for_best_model == "loss":
         training_args.metric_for_best_model = "eval_loss"
     return model_args, data_args, training_args
 
