@@ -8,7 +8,14 @@ from pathlib import Path
 
 from transformers import AutoConfig, TrainingArguments
 
-from htc_tools.cli.train import ModelArguments, build_model, main, parse_arguments, resolve_label_pretraining_steps
+from htc_tools.cli.train import (
+    ModelArguments,
+    build_model,
+    main,
+    parse_arguments,
+    resolve_label_learning_rate,
+    resolve_label_pretraining_steps,
+)
 from htc_tools.taxonomy import Taxonomy
 
 
@@ -70,3 +77,23 @@ def test_the_cli_runs_the_default_label_pretraining_stage(tiny_encoder_dir: Path
           "--label_pretraining_batch_size", "2", "--save_strategy", "no", "--report_to", "none",
           "--disable_tqdm", "true", "--use_cpu", "true"])
     assert "HBGL stage 1: 100 steps of label-embedding pre-training" in caplog.text
+
+
+def test_the_recipes_label_row_rate_is_10x_for_hbgl_and_hpt_on_the_embedded_encoder_only(tmp_path: Path,
+                                                                                       caplog) -> None:
+    """The label rows' default rate is 10x --learning_rate where the recipe was measured (HBGL/HPT, embedded
+    encoder, an optimiser whose step is linear in the rate); elsewhere None (the encoder's rate), and a flag wins."""
+    def label_rate(*argv: str) -> float | None:
+        model_args, _, training_args = parse_arguments(["--output_dir", str(tmp_path), *argv])
+        return resolve_label_learning_rate(model_args, training_args)
+
+    assert label_rate() == label_rate("--model_type", "hpt") == 5e-3
+    assert label_rate("--learning_rate", "1e-4") == 1e-3
+    assert label_rate("--optim", "sgd") == 5e-3
+    assert label_rate("--model_type", "flat") is None and label_rate("--model_type", "embed_lr") is None
+    assert label_rate("--model_name_or_path", "bert-base-uncased") is None  # not measured there
+    for given in (["--label_learning_rate", "5e-4"], ["--label_learning_r=5e-4"]):
+        assert label_rate(*given) == 5e-4  # e.g. the label rows at the encoder's rate, as before the recipe
+    caplog.set_level(logging.INFO, logger="htc_tools.cli.train")
+    assert label_rate("--optim", "adafactor") is None  # not refused: the recipe steps aside
+    assert "label-row learning rate is off" in caplog.text and "adafactor" in caplog.text

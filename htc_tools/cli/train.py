@@ -92,6 +92,10 @@ RECIPE_TRAINING_DEFAULTS = {"num_train_epochs": 10.0, "per_device_train_batch_si
 RECIPE_LEARNING_RATE = 5e-4
 TRAINER_LEARNING_RATE = TrainingArguments.__dataclass_fields__["learning_rate"].default  # 5e-5
 RECIPE_LABEL_PRETRAINING_STEPS = 100  # HBGL's global stage for a new model (Alg. 1; the papers: 300-1000)
+# HBGL's and HPT's label rows at 10x the encoder's rate (5e-3 at 5e-4), with the embedded encoder where it was
+# measured: macro-F1 rose on every paired seed of rcv1_sample and amazon_hier (BENCHMARKS.md "Worth using?")
+RECIPE_LABEL_LEARNING_RATE_FACTOR = 10.0
+LABEL_RATE_OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "sgd", "rmsprop")  # linear in the rate (learning_rates)
 
 
 @dataclass
@@ -139,7 +143,9 @@ class ModelArguments:
                                         "layers; default: --learning_rate)"})
     label_learning_rate: float | None = field(
         default=None, metadata={"help": "hbgl/hpt: learning rate of the label rows of the word-embedding table "
-                                        "(HPT: with its virtual depth tokens and [PRED]; default: --learning_rate)"})
+                                        "(HPT: with its virtual depth tokens and [PRED]; default: 10x "
+                                        "--learning_rate with the embedded encoder, where the recipe was measured; "
+                                        "else --learning_rate)"})
     early_stopping_patience: int | None = field(
         default=None, metadata={"help": "stop after this many evaluations without a better metric_for_best_model "
                                         "(HPT paper: 6 epochs on macro-F1; needs --load_best_model_at_end)"})
@@ -345,6 +351,23 @@ def resolve_label_pretraining_steps(model_args: ModelArguments, config: Pretrain
     return RECIPE_LABEL_PRETRAINING_STEPS
 
 
+def resolve_label_learning_rate(model_args: ModelArguments, training_args: TrainingArguments) -> float | None:
+    """``--label_learning_rate``, or by default the recipe's (``RECIPE_LABEL_LEARNING_RATE_FACTOR`` x the learning
+    rate) for HBGL and HPT on the embedded encoder, where it was measured; None (the encoder's rate) elsewhere, and
+    where the label rows cannot get their own rate (another optimiser, DeepSpeed, FSDP): logged, not refused."""
+    if model_args.label_learning_rate is not None:
+        return model_args.label_learning_rate
+    if model_args.model_type not in ("hbgl", "hpt") or model_args.model_name_or_path != EMBEDDED_ENCODER:
+        return None
+    optimizer = getattr(training_args.optim, "value", training_args.optim)
+    if optimizer not in LABEL_RATE_OPTIMIZERS or training_args.deepspeed or training_args.fsdp:
+        logger.info("the recipe's label-row learning rate is off: it needs one of --optim %s without DeepSpeed or "
+                    "FSDP (got --optim %s); the label rows keep --learning_rate", ", ".join(LABEL_RATE_OPTIMIZERS),
+                    optimizer)
+        return None
+    return RECIPE_LABEL_LEARNING_RATE_FACTOR * training_args.learning_rate
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     bound_onednn_caches()  # before the first oneDNN kernel of the process: see htc_tools/memory.py
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -354,10 +377,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                          f"{model_args.model_type}")
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity_warning()
+    model_args.label_learning_rate = label_rate = resolve_label_learning_rate(model_args, training_args)
     if model_args.model_type != "embed_lr":
-        logger.info("learning rate %g, %g epochs, batch %d per device, warm-up %g (defaults: the recipe of "
-                    "BENCHMARKS.md \"Worth using?\")", training_args.learning_rate, training_args.num_train_epochs,
-                    training_args.per_device_train_batch_size, training_args.warmup_steps)
+        logger.info("learning rate %g%s, %g epochs, batch %d per device, warm-up %g (defaults: the recipe of "
+                    "BENCHMARKS.md \"Worth using?\")", training_args.learning_rate,
+                    "" if label_rate is None else f" (label rows {label_rate:g})",
+                    training_args.num_train_epochs, training_args.per_device_train_batch_size,
+                    training_args.warmup_steps)
     set_seed(training_args.seed)
     # --push_to_hub: one push of the final folder with our model card (below), not the Trainer's checkpoint pushes
     push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False
