@@ -24,6 +24,9 @@ import tempfile
 from pathlib import Path
 
 from common import REPO, SHARED, command, machine, markdown_table, write_section
+from transformers import HfArgumentParser
+
+from htc_tools.cli.train import ModelArguments, recipe_label_learning_rate_factor
 
 sys.path.insert(0, str(REPO / "examples"))
 from run_hierarchical_classification import main as run
@@ -63,7 +66,15 @@ def parse_args() -> argparse.Namespace:
 
 
 def run_argv(args: argparse.Namespace, dataset: str, method: str, seed: int) -> list[str]:
-    """The training CLI's arguments of one run, ``--output_dir`` aside."""
+    """The training CLI's arguments of one run, ``--output_dir`` aside, with the CLI's default label-row rate
+    written out (the recorded settings then name it)."""
+    argv = cli_argv(args, dataset, method, seed)
+    label_rate = default_label_rate(args, argv)
+    return argv if label_rate is None else [*argv, "--label_learning_rate", label_rate]
+
+
+def cli_argv(args: argparse.Namespace, dataset: str, method: str, seed: int) -> list[str]:
+    """The arguments of one run as the options give them."""
     model_type, extra = METHODS[method]
     argv = ["--model_type", model_type, *extra, "--model_name_or_path", args.model_name_or_path,
             "--dataset_dir", dataset, "--do_train", "--do_predict",
@@ -85,6 +96,13 @@ def run_argv(args: argparse.Namespace, dataset: str, method: str, seed: int) -> 
     return argv
 
 
+def default_label_rate(args: argparse.Namespace, argv: list[str]) -> str | None:
+    """The label-row rate the CLI gives a run of ``argv`` by default (HBGL/HPT on the embedded encoder), or None."""
+    model_args = HfArgumentParser(ModelArguments).parse_args_into_dataclasses(argv, return_remaining_strings=True)[0]
+    factor = recipe_label_learning_rate_factor(model_args)
+    return None if factor is None else str(factor * args.learning_rate)
+
+
 def recorded_settings(argv: list[str]) -> list[str]:
     """What a kept run is compared by: its arguments with the dataset by folder name (the results file is per
     dataset names; the folder may move) and without the seed (a run's own key)."""
@@ -101,13 +119,22 @@ def recorded_settings(argv: list[str]) -> list[str]:
 def check_kept_settings(args: argparse.Namespace, done: dict[str, list[dict]]) -> None:
     """``--resume`` puts kept runs in one table under this invocation's settings line: refuse a kept run that was
     trained with other settings (epochs, learning rate, recipe arguments...) instead of mixing it in silently.
-    Runs recorded before settings were kept are reported, not refused."""
+    Runs recorded before settings were kept are refused in a row that this invocation adds runs to (the CLI's
+    defaults may have changed since), and named otherwise (a table rebuilt from its file)."""
     paths = {Path(d).name: d for d in args.datasets}
     unrecorded = []
     for key, runs in done.items():
         dataset_name, method = key.split("/")
+        if method not in METHODS:
+            raise SystemExit(f"--resume: the results file holds runs of {method!r}, which this script no longer "
+                             f"knows ({', '.join(METHODS)}): use another --tag or no --resume")
         expected = recorded_settings(run_argv(args, paths.get(dataset_name, dataset_name), method, 0))
+        adds_runs = method in args.methods and any(s not in {r["seed"] for r in runs} for s in args.seeds)
         for run_record in runs:
+            if "settings" not in run_record and adds_runs:
+                raise SystemExit(f"--resume: the kept run {key} seed {run_record['seed']} has no recorded settings "
+                                 "and cannot be checked against the runs this invocation adds to its row: use "
+                                 "another --tag or no --resume")
             if "settings" not in run_record:
                 unrecorded.append(f"{key} seed {run_record['seed']}")
             elif run_record["settings"] != expected:
@@ -166,6 +193,9 @@ def main() -> None:
                 f"{args.batch_size}, max length {args.max_seq_length}"
                 + (f", first {args.max_train_samples} training texts" if args.max_train_samples else "")
                 + f"; HBGL adds {args.label_pretraining_steps} label pre-training steps"
+                + "".join(f"; {m.upper()}'s label rows at {rate} (the CLI's default)" for m in ("hbgl", "hpt")
+                          if m in args.methods
+                          and (rate := default_label_rate(args, cli_argv(args, args.datasets[0], m, 0))))
                 + (f"; thresholds tuned on dev ({args.tune_threshold})" if args.tune_threshold != "none" else "")
                 + (f"; fine-tuned methods add `{args.recipe_args}`" if args.recipe_args else "")
                 + "; embed_lr: frozen encoder + per-label logistic regression"

@@ -43,6 +43,28 @@ def split_head_learning_rate(optimizer: torch.optim.Optimizer, model: nn.Module,
 LINEAR_IN_LR = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD, torch.optim.RMSprop)
 
 
+def label_row_obstacle(optimizer: torch.optim.Optimizer, model: nn.Module) -> str | None:
+    """Why ``model``'s label rows cannot get their own rate under ``optimizer`` (a sentence naming the flag to
+    change), or None when :func:`scale_label_row_updates` applies."""
+    if not isinstance(optimizer, LINEAR_IN_LR):
+        return (f"--label_learning_rate scales AdamW/Adam/SGD/RMSprop updates, whose step is linear in the learning "
+                f"rate; not {type(optimizer).__name__} (choose --optim adamw_torch or sgd)")
+    if getattr(model.config, "label_token_offset", None) is None:
+        return f"{type(model).__name__} has no label rows in its word-embedding table: --label_learning_rate is for " \
+               "HBGL and HPT"
+    table = model.get_input_embeddings().weight
+    if table.dim() != 2 or table.shape[0] != model.config.vocab_size or table.dtype != torch.float32:
+        return (f"--label_learning_rate needs the whole float32 word-embedding table in this process, got a "
+                f"{table.dtype} tensor of shape {tuple(table.shape)} (sharded or low-precision weights)")
+    decoder = getattr(getattr(model, "cls", None), "decoder", None)
+    if decoder is not None and decoder.weight is not table:
+        return ("--label_learning_rate needs the MLM decoder tied to the word embeddings (tie_word_embeddings=True), "
+                "or the decoder's label rows would keep another rate")
+    if not any(p is table for g in optimizer.param_groups for p in g["params"]):
+        return "the word-embedding table is not trained by this optimiser: --label_learning_rate has nothing to scale"
+    return None
+
+
 def scale_label_row_updates(optimizer: torch.optim.Optimizer, model: nn.Module,
                             label_learning_rate: float) -> tuple[RemovableHandle, RemovableHandle]:
     """Gives the label rows (word-embedding rows ``label_token_offset`` onwards, tied to the MLM decoder: HBGL's
@@ -52,32 +74,21 @@ def scale_label_row_updates(optimizer: torch.optim.Optimizer, model: nn.Module,
     A pre-step hook keeps the rows (one ``[labels, hidden]`` copy per step); the post-step hook scales their update
     by ``label_learning_rate / initial_lr`` of the table's group (read at the first step, after a checkpoint's
     optimiser state is loaded), so any schedule that scales every group alike applies to the label rows too; a
-    floor such as ``min_lr`` floors them at ratio x that floor. Exact up to float32 rounding. Returns the hooks."""
+    floor such as ``min_lr`` floors them at ratio x that floor. Exact up to float32 rounding. Returns the hooks;
+    raises ValueError where :func:`label_row_obstacle` names an obstacle."""
     if not label_learning_rate >= 0:
         raise ValueError(f"--label_learning_rate must be >= 0, got {label_learning_rate}")
-    if not isinstance(optimizer, LINEAR_IN_LR):
-        raise ValueError(f"--label_learning_rate scales AdamW/Adam/SGD/RMSprop updates, whose step is linear in the "
-                         f"learning rate; not {type(optimizer).__name__} (choose --optim adamw_torch or sgd)")
-    offset = getattr(model.config, "label_token_offset", None)
-    if offset is None:
-        raise ValueError(f"{type(model).__name__} has no label rows in its word-embedding table: "
-                         "--label_learning_rate is for HBGL and HPT")
+    obstacle = label_row_obstacle(optimizer, model)
+    if obstacle is not None:
+        raise ValueError(obstacle)
+    offset = model.config.label_token_offset
     table = model.get_input_embeddings().weight
-    if table.dim() != 2 or table.shape[0] != model.config.vocab_size or table.dtype != torch.float32:
-        raise ValueError(f"--label_learning_rate needs the whole float32 word-embedding table in this process, got "
-                         f"a {table.dtype} tensor of shape {tuple(table.shape)} (sharded or low-precision weights)")
-    decoder = getattr(getattr(model, "cls", None), "decoder", None)
-    if decoder is not None and decoder.weight is not table:
-        raise ValueError("--label_learning_rate needs the MLM decoder tied to the word embeddings "
-                         "(tie_word_embeddings=True), or the decoder's label rows would keep another rate")
-    group = next((g for g in optimizer.param_groups if any(p is table for p in g["params"])), None)
-    if group is None:
-        raise ValueError("the word-embedding table is not trained by this optimiser: --label_learning_rate has "
-                         "nothing to scale")
     kept: dict[str, torch.Tensor | float] = {}
 
     def keep_rows(*_: object) -> None:
         if "ratio" not in kept:  # the group's unscheduled rate: the scheduler's initial_lr once it exists
+            # looked up here: loading a checkpoint's optimiser state replaces the group dicts
+            group = next(g for g in optimizer.param_groups if any(p is table for p in g["params"]))
             base = group.get("initial_lr", group["lr"])
             if not base > 0:
                 raise ValueError(f"--label_learning_rate needs a positive --learning_rate, got {base}")

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from transformers import Trainer, TrainingArguments
 
-from .learning_rates import scale_label_row_updates, split_head_learning_rate
+from .learning_rates import label_row_obstacle, scale_label_row_updates, split_head_learning_rate
 from .memory import ONEDNN_CACHE_SETTING, ReleaseFreedMemoryCallback, onednn_caches_bounded
 
 logger = logging.getLogger(__name__)
@@ -91,6 +91,10 @@ class HierarchicalTrainer(Trainer):
             HPT's MLM transform and biases, HPT's graph layers, the flat classifier (None: ``learning_rate`` for all).
         label_learning_rate: learning rate of HBGL's and HPT's label rows in the word-embedding table (None: the
             encoder's); see :func:`~htc_tools.learning_rates.scale_label_row_updates`.
+        label_learning_rate_factor: a default for ``label_learning_rate`` of factor x ``learning_rate`` (the CLI's
+            recipe), applied where the label rows can have their own rate and else logged and skipped (DeepSpeed,
+            FSDP, another optimiser, an untied decoder, no label rows, a rate of 0); ignored with
+            ``label_learning_rate``.
     """
 
     _label_pretraining_on_init = False  # set by train() while the Trainer re-creates the model with model_init
@@ -98,15 +102,18 @@ class HierarchicalTrainer(Trainer):
     def __init__(self, *args: Any, decode_threshold: float | None = None, hierarchy_consistent: bool | None = None,
                  label_pretraining_steps: int | None = 0, label_pretraining_learning_rate: float = 1e-3,
                  label_pretraining_batch_size: int = 32, head_learning_rate: float | None = None,
-                 label_learning_rate: float | None = None, **kwargs: Any) -> None:
+                 label_learning_rate: float | None = None, label_learning_rate_factor: float | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.head_learning_rate = head_learning_rate
         self.label_learning_rate = label_learning_rate
-        if label_learning_rate is not None and (self.is_deepspeed_enabled or self.is_fsdp_enabled
-                                                or self.is_fsdp_xla_enabled):
-            # here, not in create_optimizer: DeepSpeed may build its optimiser from its config without calling it
-            raise ValueError("--label_learning_rate is not supported with DeepSpeed or FSDP (their optimiser steps "
-                             "other copies of the weights)")
+        self.label_learning_rate_factor = None if label_learning_rate is not None else label_learning_rate_factor
+        # here, not in create_optimizer: DeepSpeed may build its optimiser from its config without calling it
+        if self.is_deepspeed_enabled or self.is_fsdp_enabled or self.is_fsdp_xla_enabled:
+            if label_learning_rate is not None:
+                raise ValueError("--label_learning_rate is not supported with DeepSpeed or FSDP (their optimiser "
+                                 "steps other copies of the weights)")
+            self._skip_label_learning_rate_factor("DeepSpeed or FSDP steps other copies of the weights")
         self.decode_threshold = decode_threshold
         self.hierarchy_consistent = hierarchy_consistent
         self.label_pretraining_steps = label_pretraining_steps or 0
@@ -139,8 +146,20 @@ class HierarchicalTrainer(Trainer):
             split_head_learning_rate(inner, model, self.head_learning_rate)
         if self.label_learning_rate is not None:  # DeepSpeed and FSDP were refused in __init__
             scale_label_row_updates(inner, model, self.label_learning_rate)
+        elif self.label_learning_rate_factor is not None:
+            obstacle = label_row_obstacle(inner, model) if self.args.learning_rate > 0 else "the learning rate is 0"
+            if obstacle is None:
+                scale_label_row_updates(inner, model, self.label_learning_rate_factor * self.args.learning_rate)
+            else:
+                self._skip_label_learning_rate_factor(obstacle)
         inner._htc_learning_rates_set = True
         return optimizer
+
+    def _skip_label_learning_rate_factor(self, reason: str) -> None:
+        if self.label_learning_rate_factor is not None:
+            logger.info("the label rows keep the learning rate, not the recipe's %gx: %s",
+                        self.label_learning_rate_factor, reason)
+            self.label_learning_rate_factor = None
 
     def _label_pretraining(self, model: nn.Module) -> None:
         logger.info(f"HBGL stage 1: {self.label_pretraining_steps} steps of label-embedding pre-training")

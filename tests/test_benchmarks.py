@@ -62,8 +62,9 @@ def test_label_pretraining_benchmark_cuts_an_ancestor_closed_taxonomy(monkeypatc
 
 def test_quality_resume_refuses_kept_runs_of_other_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                             capsys: pytest.CaptureFixture) -> None:
-    """``quality.py --resume`` records each run's arguments and refuses to put a run of other settings (here
-    another epoch count or recipe argument) in one table with this invocation's; the same settings resume."""
+    """``quality.py --resume`` records each run's arguments (the CLI's default label-row rate written out) and
+    refuses to put a run of other settings (here another epoch count or label-row rate) in one table with this
+    invocation's; the same settings resume."""
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     quality = load_script("quality")
     trained: list[list[str]] = []
@@ -86,6 +87,7 @@ def test_quality_resume_refuses_kept_runs_of_other_settings(monkeypatch: pytest.
     kept = json.loads((tmp_path / "benchmarks" / "results" / "quality-toy.json").read_text())["toy/hbgl"][0]
     assert kept["settings"][kept["settings"].index("--num_train_epochs") + 1] == "2.0"
     assert "--seed" not in kept["settings"] and "--output_dir" not in kept["settings"]
+    assert kept["settings"][-2:] == ["--label_learning_rate", "0.005"]  # the CLI's default on the embedded encoder
     invoke("--seeds", "1", "2")  # same settings: seed 1 is kept, seed 2 trained
     assert [a[a.index("--seed") + 1] for a in trained] == ["1", "2"]
     with pytest.raises(SystemExit, match="kept run toy/hbgl seed 1 was trained with"):
@@ -99,5 +101,9 @@ def test_quality_resume_refuses_kept_runs_of_other_settings(monkeypatch: pytest.
     for run_record in legacy["toy/hbgl"]:
         del run_record["settings"]
     results_file.write_text(json.dumps(legacy))
-    invoke("--seeds", "1")  # runs kept before settings were recorded: named, not refused
+    base[-1] = "--recipe_args=--bf16"
+    invoke("--seeds", "1")  # runs kept before settings were recorded: named when the table is only rebuilt,
     assert "without recorded settings (not checked): toy/hbgl seed 1, toy/hbgl seed 2" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="seed 1 has no recorded settings"):  # refused when new runs join them
+        invoke("--seeds", "3")
+    assert len(trained) == 2

@@ -13,7 +13,7 @@ from htc_tools.cli.train import (
     build_model,
     main,
     parse_arguments,
-    resolve_label_learning_rate,
+    recipe_label_learning_rate_factor,
     resolve_label_pretraining_steps,
 )
 from htc_tools.taxonomy import Taxonomy
@@ -79,21 +79,14 @@ def test_the_cli_runs_the_default_label_pretraining_stage(tiny_encoder_dir: Path
     assert "HBGL stage 1: 100 steps of label-embedding pre-training" in caplog.text
 
 
-def test_the_recipes_label_row_rate_is_10x_for_hbgl_and_hpt_on_the_embedded_encoder_only(tmp_path: Path,
-                                                                                       caplog) -> None:
-    """The label rows' default rate is 10x --learning_rate where the recipe was measured (HBGL/HPT, embedded
-    encoder, an optimiser whose step is linear in the rate); elsewhere None (the encoder's rate), and a flag wins."""
-    def label_rate(*argv: str) -> float | None:
-        model_args, _, training_args = parse_arguments(["--output_dir", str(tmp_path), *argv])
-        return resolve_label_learning_rate(model_args, training_args)
+def test_the_recipes_label_row_rate_is_10x_for_hbgl_and_hpt_on_the_embedded_encoder_only(tmp_path: Path) -> None:
+    """The label rows' default is 10x --learning_rate where the recipe was measured (HBGL/HPT on the embedded
+    encoder; HierarchicalTrainer applies it where it can, tests/test_learning_rates.py); a given flag wins."""
+    def factor(*argv: str) -> float | None:
+        return recipe_label_learning_rate_factor(parse_arguments(["--output_dir", str(tmp_path), *argv])[0])
 
-    assert label_rate() == label_rate("--model_type", "hpt") == 5e-3
-    assert label_rate("--learning_rate", "1e-4") == 1e-3
-    assert label_rate("--optim", "sgd") == 5e-3
-    assert label_rate("--model_type", "flat") is None and label_rate("--model_type", "embed_lr") is None
-    assert label_rate("--model_name_or_path", "bert-base-uncased") is None  # not measured there
+    assert factor() == factor("--model_type", "hpt") == factor("--learning_rate", "1e-4") == 10.0
+    assert factor("--model_type", "flat") is None and factor("--model_type", "embed_lr") is None
+    assert factor("--model_name_or_path", "bert-base-uncased") is None  # not measured there
     for given in (["--label_learning_rate", "5e-4"], ["--label_learning_r=5e-4"]):
-        assert label_rate(*given) == 5e-4  # e.g. the label rows at the encoder's rate, as before the recipe
-    caplog.set_level(logging.INFO, logger="htc_tools.cli.train")
-    assert label_rate("--optim", "adafactor") is None  # not refused: the recipe steps aside
-    assert "label-row learning rate is off" in caplog.text and "adafactor" in caplog.text
+        assert factor(*given) is None  # the flag's rate, e.g. the encoder's as before the recipe

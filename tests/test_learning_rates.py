@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -21,15 +22,17 @@ CLASSES = {"hbgl": HBGLForHierarchicalClassification, "hpt": HPTForHierarchicalC
 
 
 def table_after_steps(model_type: str, encoder_dir: Path, taxonomy, out: Path, learning_rate: float,
-                      label_learning_rate: float | None, steps: int = 4) -> torch.Tensor:
+                      label_learning_rate: float | None, steps: int = 4,
+                      label_learning_rate_factor: float | None = None, **model_kwargs) -> torch.Tensor:
     """The word-embedding table after ``steps`` AdamW steps (weight decay 0.1, 2 warm-up steps from rate 0, then
     linear decay) on the same fixed gradients for every parameter, from the same start."""
     torch.manual_seed(0)
     model = CLASSES[model_type].from_encoder(str(encoder_dir), list(taxonomy.labels),
-                                             [list(p) for p in taxonomy.parents])
+                                             [list(p) for p in taxonomy.parents], **model_kwargs)
     args = TrainingArguments(output_dir=str(out), learning_rate=learning_rate, weight_decay=0.1, warmup_steps=2,
                              report_to="none", use_cpu=True)
-    trainer = HierarchicalTrainer(model=model, args=args, label_learning_rate=label_learning_rate)
+    trainer = HierarchicalTrainer(model=model, args=args, label_learning_rate=label_learning_rate,
+                                  label_learning_rate_factor=label_learning_rate_factor)
     trainer.create_optimizer_and_scheduler(num_training_steps=steps + 1)
     trainer.create_optimizer()  # a second call returns the same optimiser: its hooks must not scale twice
     generator = torch.Generator().manual_seed(1)
@@ -134,3 +137,56 @@ def test_a_second_train_call_hooks_the_optimiser_once(tiny_encoder_dir: Path, to
     assert len(inner._optimizer_step_pre_hooks) == len(inner._optimizer_step_post_hooks) == 1
     assert sorted(g["initial_lr"] for g in inner.param_groups) == [1e-3, 1e-3, 5e-3, 5e-3]
     trainer.train()
+
+
+def test_the_recipes_label_rate_factor_applies_where_it_can_and_steps_aside_elsewhere(
+        tiny_encoder_dir: Path, toy_taxonomy, tmp_path: Path, caplog, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``label_learning_rate_factor`` (the CLI's default) is ``label_learning_rate`` = factor x the rate where the
+    label rows can have their own rate; with an untied decoder, a rate of 0 or DeepSpeed/FSDP it logs why and
+    leaves the rows at the encoder's rate instead of refusing the run, and an explicit rate wins."""
+    run = ("hbgl", tiny_encoder_dir, toy_taxonomy, tmp_path)
+    by_factor = table_after_steps(*run, 1e-3, None, label_learning_rate_factor=3.0)
+    torch.testing.assert_close(by_factor, table_after_steps(*run, 1e-3, 3e-3), rtol=0, atol=0)
+    assert not torch.allclose(by_factor, table_after_steps(*run, 1e-3, None), atol=1e-5)
+    explicit = table_after_steps(*run, 1e-3, 2e-3, label_learning_rate_factor=3.0)
+    torch.testing.assert_close(explicit, table_after_steps(*run, 1e-3, 2e-3), rtol=0, atol=0)
+    caplog.set_level(logging.INFO, logger="htc_tools.trainer")
+    untied = table_after_steps(*run, 1e-3, None, label_learning_rate_factor=3.0, tie_word_embeddings=False)
+    torch.testing.assert_close(untied, table_after_steps(*run, 1e-3, None, tie_word_embeddings=False), rtol=0, atol=0)
+    assert "not the recipe's 3x: --label_learning_rate needs the MLM decoder tied" in caplog.text
+    table_after_steps(*run, 0.0, None, label_learning_rate_factor=3.0)
+    assert "not the recipe's 3x: the learning rate is 0" in caplog.text
+
+    from transformers import Trainer
+
+    create_accelerator = Trainer.create_accelerator_and_postprocess
+
+    def as_if_fsdp(self) -> None:  # what `accelerate launch --use_fsdp` sets, without a process group
+        create_accelerator(self)
+        self.is_fsdp_enabled = True
+
+    monkeypatch.setattr(Trainer, "create_accelerator_and_postprocess", as_if_fsdp)
+    model = HBGLForHierarchicalClassification.from_encoder(str(tiny_encoder_dir), list(toy_taxonomy.labels),
+                                                           [list(p) for p in toy_taxonomy.parents])
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    trainer = HierarchicalTrainer(model=model, args=args, label_learning_rate_factor=3.0)
+    assert trainer.label_learning_rate_factor is None and "DeepSpeed or FSDP" in caplog.text
+    with pytest.raises(ValueError, match="not supported with DeepSpeed or FSDP"):
+        HierarchicalTrainer(model=model, args=args, label_learning_rate=3e-3)
+
+
+def test_the_cli_gives_the_embedded_encoders_label_rows_the_recipes_rate(tiny_encoder_dir: Path, toy_dataset_dir: Path,
+                                                                          tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --label_learning_rate, a run on the embedded encoder (played by the tiny one here: the CLI decides by
+    its name) trains the label rows at 10x --learning_rate, and a run on another encoder at --learning_rate."""
+    run = [tiny_encoder_dir, toy_dataset_dir]
+    other_encoder, _ = cli_table(*run, tmp_path / "other", "--learning_rate", "1e-3")
+    import htc_tools.cli.train as cli
+
+    monkeypatch.setattr(cli, "EMBEDDED_ENCODER", str(tiny_encoder_dir))
+    recipe, offset = cli_table(*run, tmp_path / "recipe", "--learning_rate", "1e-3")
+    explicit, _ = cli_table(*run, tmp_path / "explicit", "--learning_rate", "1e-3", "--label_learning_rate", "1e-2")
+    torch.testing.assert_close(recipe, explicit, rtol=0, atol=0)
+    torch.testing.assert_close(recipe[:offset], other_encoder[:offset], rtol=0, atol=1e-6)
+    assert not torch.allclose(recipe[offset:], other_encoder[offset:], atol=1e-4)

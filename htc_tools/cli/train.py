@@ -17,8 +17,9 @@ metrics), ``test_predictions.jsonl`` (label names and scores) and the model fold
 tokenizer, the ``hierarchical-text-classification`` pipeline and a model card), which reloads with
 ``AutoModel.from_pretrained(dir, trust_remote_code=True)`` and ``pipeline(model=dir, trust_remote_code=True)``.
 Training defaults are the recipe measured in BENCHMARKS.md ("Worth using?") instead of the Trainer's: 10 epochs,
-batch 16 per device, 5 % warm-up, and learning rate 5e-4 with ``--model_name_or_path embedded-minilm`` (else 5e-5);
-HBGL runs 100 label pre-training steps before fine-tuning a new model. Every flag overrides them.
+batch 16 per device, 5 % warm-up, and learning rate 5e-4 with ``--model_name_or_path embedded-minilm`` (else 5e-5),
+where HBGL's and HPT's label rows train at 10x that rate; HBGL runs 100 label pre-training steps before fine-tuning
+a new model. Every flag overrides them.
 A non-empty ``--output_dir`` stops the run unless ``--overwrite_output_dir`` (its contents are replaced) or
 ``--resume_from_checkpoint`` (a checkpoint folder, or ``last``: the newest ``checkpoint-N`` in it).
 """
@@ -95,7 +96,6 @@ RECIPE_LABEL_PRETRAINING_STEPS = 100  # HBGL's global stage for a new model (Alg
 # HBGL's and HPT's label rows at 10x the encoder's rate (5e-3 at 5e-4), with the embedded encoder where it was
 # measured: macro-F1 rose on every paired seed of rcv1_sample and amazon_hier (BENCHMARKS.md "Worth using?")
 RECIPE_LABEL_LEARNING_RATE_FACTOR = 10.0
-LABEL_RATE_OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "sgd", "rmsprop")  # linear in the rate (learning_rates)
 
 
 @dataclass
@@ -143,9 +143,10 @@ class ModelArguments:
                                         "layers; default: --learning_rate)"})
     label_learning_rate: float | None = field(
         default=None, metadata={"help": "hbgl/hpt: learning rate of the label rows of the word-embedding table "
-                                        "(HPT: with its virtual depth tokens and [PRED]; default: 10x "
-                                        "--learning_rate with the embedded encoder, where the recipe was measured; "
-                                        "else --learning_rate)"})
+                                        "(HPT: with its virtual depth tokens and [PRED]; AdamW/Adam/SGD/RMSprop, "
+                                        "not DeepSpeed or FSDP). Default: 10x --learning_rate with the embedded "
+                                        "encoder, where the recipe was measured, if those hold (else logged); "
+                                        "--learning_rate otherwise"})
     early_stopping_patience: int | None = field(
         default=None, metadata={"help": "stop after this many evaluations without a better metric_for_best_model "
                                         "(HPT paper: 6 epochs on macro-F1; needs --load_best_model_at_end)"})
@@ -351,21 +352,14 @@ def resolve_label_pretraining_steps(model_args: ModelArguments, config: Pretrain
     return RECIPE_LABEL_PRETRAINING_STEPS
 
 
-def resolve_label_learning_rate(model_args: ModelArguments, training_args: TrainingArguments) -> float | None:
-    """``--label_learning_rate``, or by default the recipe's (``RECIPE_LABEL_LEARNING_RATE_FACTOR`` x the learning
-    rate) for HBGL and HPT on the embedded encoder, where it was measured; None (the encoder's rate) elsewhere, and
-    where the label rows cannot get their own rate (another optimiser, DeepSpeed, FSDP): logged, not refused."""
-    if model_args.label_learning_rate is not None:
-        return model_args.label_learning_rate
-    if model_args.model_type not in ("hbgl", "hpt") or model_args.model_name_or_path != EMBEDDED_ENCODER:
+def recipe_label_learning_rate_factor(model_args: ModelArguments) -> float | None:
+    """The recipe's label-row rate as a factor of ``--learning_rate`` (``RECIPE_LABEL_LEARNING_RATE_FACTOR``) for
+    HBGL and HPT on the embedded encoder, where it was measured, when ``--label_learning_rate`` is not given; else
+    None. HierarchicalTrainer applies it where the label rows can have their own rate (else logs why not)."""
+    if (model_args.label_learning_rate is not None or model_args.model_type not in ("hbgl", "hpt")
+            or model_args.model_name_or_path != EMBEDDED_ENCODER):
         return None
-    optimizer = getattr(training_args.optim, "value", training_args.optim)
-    if optimizer not in LABEL_RATE_OPTIMIZERS or training_args.deepspeed or training_args.fsdp:
-        logger.info("the recipe's label-row learning rate is off: it needs one of --optim %s without DeepSpeed or "
-                    "FSDP (got --optim %s); the label rows keep --learning_rate", ", ".join(LABEL_RATE_OPTIMIZERS),
-                    optimizer)
-        return None
-    return RECIPE_LABEL_LEARNING_RATE_FACTOR * training_args.learning_rate
+    return RECIPE_LABEL_LEARNING_RATE_FACTOR
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -377,11 +371,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                          f"{model_args.model_type}")
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity_warning()
-    model_args.label_learning_rate = label_rate = resolve_label_learning_rate(model_args, training_args)
+    label_factor = recipe_label_learning_rate_factor(model_args)
     if model_args.model_type != "embed_lr":
         logger.info("learning rate %g%s, %g epochs, batch %d per device, warm-up %g (defaults: the recipe of "
                     "BENCHMARKS.md \"Worth using?\")", training_args.learning_rate,
-                    "" if label_rate is None else f" (label rows {label_rate:g})",
+                    "" if label_factor is None else f" (label rows {label_factor:g}x)",
                     training_args.num_train_epochs, training_args.per_device_train_batch_size,
                     training_args.warmup_steps)
     set_seed(training_args.seed)
@@ -424,7 +418,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         label_pretraining_learning_rate=model_args.label_pretraining_learning_rate,
         label_pretraining_batch_size=model_args.label_pretraining_batch_size,
         callbacks=early_stopping_callbacks(model_args), head_learning_rate=model_args.head_learning_rate,
-        label_learning_rate=model_args.label_learning_rate,
+        label_learning_rate=model_args.label_learning_rate, label_learning_rate_factor=label_factor,
     )
     results: dict[str, float] = {}
     if training_args.do_train and fit_seconds is not None:
