@@ -121,14 +121,13 @@ def check_kept_settings(args: argparse.Namespace, done: dict[str, list[dict]]) -
     trained with other settings (epochs, learning rate, recipe arguments...) instead of mixing it in silently.
     Runs recorded before settings were kept are refused in a row that this invocation adds runs to (the CLI's
     defaults may have changed since), and named otherwise (a table rebuilt from its file)."""
-    paths = {Path(d).name: d for d in args.datasets}
     unrecorded = []
     for key, runs in done.items():
         dataset_name, method = key.split("/")
         if method not in METHODS:
             raise SystemExit(f"--resume: the results file holds runs of {method!r}, which this script no longer "
                              f"knows ({', '.join(METHODS)}): use another --tag or no --resume")
-        expected = recorded_settings(run_argv(args, paths.get(dataset_name, dataset_name), method, 0))
+        expected = recorded_settings(run_argv(args, dataset_name, method, 0))  # recorded by the folder's name
         adds_runs = method in args.methods and any(s not in {r["seed"] for r in runs} for s in args.seeds)
         for run_record in runs:
             if "settings" not in run_record and adds_runs:

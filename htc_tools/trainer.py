@@ -107,7 +107,7 @@ class HierarchicalTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.head_learning_rate = head_learning_rate
         self.label_learning_rate = label_learning_rate
-        self.label_learning_rate_factor = None if label_learning_rate is not None else label_learning_rate_factor
+        self.label_learning_rate_factor = label_learning_rate_factor  # create_optimizer: an explicit rate wins
         # here, not in create_optimizer: DeepSpeed may build its optimiser from its config without calling it
         if self.is_deepspeed_enabled or self.is_fsdp_enabled or self.is_fsdp_xla_enabled:
             if label_learning_rate is not None:
