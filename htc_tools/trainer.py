@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import os
 import random
+import time
 from typing import Any
 
 import datasets
@@ -120,6 +121,7 @@ class HierarchicalTrainer(Trainer):
         self.label_pretraining_learning_rate = label_pretraining_learning_rate
         self.label_pretraining_batch_size = label_pretraining_batch_size
         self.label_pretraining_losses: list[float] = []
+        self.label_pretraining_runtime: float | None = None  # seconds of the last label pre-training
         # HBGL, HPT and the stock multi-label head all return a *mean* loss and ignore ``num_items_in_batch``; a
         # forward with ``**kwargs`` (BertForSequenceClassification) would make the Trainer skip the division by
         # the accumulation steps (hf-notes §3.2), doubling the flat baseline's gradient at GA 2.
@@ -163,9 +165,11 @@ class HierarchicalTrainer(Trainer):
 
     def _label_pretraining(self, model: nn.Module) -> None:
         logger.info(f"HBGL stage 1: {self.label_pretraining_steps} steps of label-embedding pre-training")
+        start = time.perf_counter()
         self.label_pretraining_losses = run_label_pretraining(
             model, self.args, self.label_pretraining_steps, self.label_pretraining_learning_rate,
             self.label_pretraining_batch_size)
+        self.label_pretraining_runtime = round(time.perf_counter() - start, 4)
 
     def call_model_init(self, trial: Any = None) -> nn.Module:
         """With ``model_init``, ``train()`` builds a fresh model: the label pre-training runs on that one."""
@@ -178,15 +182,20 @@ class HierarchicalTrainer(Trainer):
         """Label-embedding pre-training (HBGL, when ``label_pretraining_steps`` > 0 and not resuming), then the
         usual fine-tuning. With ``model_init`` the stage runs on the model that ``train()`` builds."""
         two_stage = self.label_pretraining_steps > 0 and not resume_from_checkpoint
+        self.label_pretraining_runtime = None
         if two_stage and self.model_init is not None:
             self._label_pretraining_on_init = True
             try:
-                return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+                output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
             finally:
                 self._label_pretraining_on_init = False
-        if two_stage and hasattr(self.model, "pretrain_label_embeddings"):
-            self._label_pretraining(self.model)
-        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        else:
+            if two_stage and hasattr(self.model, "pretrain_label_embeddings"):
+                self._label_pretraining(self.model)
+            output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        if self.label_pretraining_runtime is not None:  # the Trainer's train_runtime counts fine-tuning only
+            output.metrics["label_pretraining_runtime"] = self.label_pretraining_runtime
+        return output
 
     def prediction_step(self, model: nn.Module, inputs: dict[str, Any], prediction_loss_only: bool,
                         ignore_keys: list[str] | None = None):

@@ -71,11 +71,13 @@ def test_quality_resume_refuses_kept_runs_of_other_settings(monkeypatch: pytest.
 
     def fake_run(argv: list[str]) -> dict[str, float]:
         trained.append(argv)
-        return {f"test_{c}": 0.5 for c in quality.COLUMNS} | {"train_runtime": 60.0}
+        return {f"test_{c}": 0.5 for c in quality.COLUMNS} | {"train_runtime": 60.0,
+                                                               "train_label_pretraining_runtime": 30.0}
 
+    sections: list[str] = []
     monkeypatch.setattr(quality, "run", fake_run)
     monkeypatch.setattr(quality, "REPO", tmp_path)
-    monkeypatch.setattr(quality, "write_section", lambda name, body: None)
+    monkeypatch.setattr(quality, "write_section", lambda name, body: sections.append(body))
     base = ["quality.py", "--datasets", str(tmp_path / "toy"), "--methods", "hbgl", "--epochs", "2", "--resume",
             "--recipe_args=--bf16"]
 
@@ -90,6 +92,7 @@ def test_quality_resume_refuses_kept_runs_of_other_settings(monkeypatch: pytest.
     assert kept["settings"][-2:] == ["--label_learning_rate", "0.005"]  # the CLI's default on the embedded encoder
     invoke("--seeds", "1", "2")  # same settings: seed 1 is kept, seed 2 trained
     assert [a[a.index("--seed") + 1] for a in trained] == ["1", "2"]
+    assert sections[-1].splitlines()[-1].endswith("| 1.5 |")  # "train min": HBGL's label pre-training included
     with pytest.raises(SystemExit, match="kept run toy/hbgl seed 1 was trained with"):
         invoke("--seeds", "3", "--epochs", "3")
     base[-1] = "--recipe_args=--bf16 --label_learning_rate 5e-3"
@@ -99,11 +102,12 @@ def test_quality_resume_refuses_kept_runs_of_other_settings(monkeypatch: pytest.
     results_file = tmp_path / "benchmarks" / "results" / "quality-toy.json"
     legacy = json.loads(results_file.read_text())
     for run_record in legacy["toy/hbgl"]:
-        del run_record["settings"]
+        del run_record["settings"], run_record["train_label_pretraining_runtime"]
     results_file.write_text(json.dumps(legacy))
     base[-1] = "--recipe_args=--bf16"
     invoke("--seeds", "1")  # runs kept before settings were recorded: named when the table is only rebuilt,
     assert "without recorded settings (not checked): toy/hbgl seed 1, toy/hbgl seed 2" in capsys.readouterr().out
+    assert sections[-1].splitlines()[-1].endswith("| 1.0 (fine-tuning only) |")  # recorded before the stage's time
     with pytest.raises(SystemExit, match="seed 1 has no recorded settings"):  # refused when new runs join them
         invoke("--seeds", "3")
     assert len(trained) == 2

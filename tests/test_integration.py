@@ -134,10 +134,11 @@ def test_label_pretraining_runs_on_the_model_that_model_init_builds(tiny_encoder
                           per_device_train_batch_size=4,
                           model_init=lambda: build("hbgl", tiny_encoder_dir, toy_data[1]))
     trainer.label_pretraining_steps, trainer.label_pretraining_batch_size = 2, 2
-    trainer.train()
+    output = trainer.train()
     fresh = build("hbgl", tiny_encoder_dir, toy_data[1])
     rows = fresh.label_columns
     assert len(trainer.label_pretraining_losses) == 2
+    assert output.metrics["label_pretraining_runtime"] > 0
     table = "bert.embeddings.word_embeddings.weight"
     assert not torch.equal(trainer.model.state_dict()[table][rows], fresh.state_dict()[table][rows])
 
@@ -150,8 +151,12 @@ def test_hbgl_two_stages_in_one_train_call(tiny_encoder_dir: Path, toy_data, tok
     trainer = trainer_for(model, toy_data, tokenizer, tmp_path, max_steps=2, per_device_train_batch_size=4)
     trainer.label_pretraining_steps = 3
     trainer.label_pretraining_batch_size = 2
-    trainer.train()
+    output = trainer.train()
     assert len(trainer.label_pretraining_losses) == 3
+    # the stage's time is reported beside the Trainer's train_runtime (which counts fine-tuning only)
+    assert 0 < output.metrics["label_pretraining_runtime"] == trainer.label_pretraining_runtime
+    trainer.label_pretraining_steps = 0
+    assert "label_pretraining_runtime" not in trainer.train().metrics  # no stage ran: no stale time either
     after = model.bert.embeddings.word_embeddings.weight.detach()
     assert not torch.equal(after[rows], before[rows])
     assert all(p.requires_grad for p in model.parameters())  # unfrozen for stage 2, which then trained the encoder
