@@ -183,9 +183,10 @@ def main() -> None:
     for (dataset, method), runs in results.items():
         levels = sorted({k for k in runs[0] if k.startswith("test_level_") and k.endswith("_macro_f1")})
         per_level = " / ".join(mean_sd([r[k] for r in runs]) for k in levels)
-        minutes = statistics.mean(sum(r.get(k, 0.0) for k in TIME_KEYS) for r in runs) / 60
-        # HBGL runs recorded before the stage's time was: their minutes are the fine-tuning's alone
+        # HBGL runs recorded before the stage's time was (or without a stage): the row counts fine-tuning alone
         stage_unrecorded = method == "hbgl" and any(TIME_KEYS[1] not in r for r in runs)
+        time_keys = TIME_KEYS[:1] if stage_unrecorded else TIME_KEYS
+        minutes = statistics.mean(sum(r.get(k, 0.0) for k in time_keys) for r in runs) / 60
         run_seeds = ", ".join(str(r["seed"]) for r in sorted(runs, key=lambda r: r["seed"]))
         rows.append([dataset, method, run_seeds, *(mean_sd([r[f"test_{c}"] for r in runs]) for c in COLUMNS),
                      per_level, f"{minutes:.1f}" + (" (fine-tuning only)" if stage_unrecorded else "")])

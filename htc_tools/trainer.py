@@ -121,7 +121,8 @@ class HierarchicalTrainer(Trainer):
         self.label_pretraining_learning_rate = label_pretraining_learning_rate
         self.label_pretraining_batch_size = label_pretraining_batch_size
         self.label_pretraining_losses: list[float] = []
-        self.label_pretraining_runtime: float | None = None  # seconds of the last label pre-training
+        # seconds of the last train() call's label pre-training, stage set-up included (None: no stage ran)
+        self.label_pretraining_runtime: float | None = None
         # HBGL, HPT and the stock multi-label head all return a *mean* loss and ignore ``num_items_in_batch``; a
         # forward with ``**kwargs`` (BertForSequenceClassification) would make the Trainer skip the division by
         # the accumulation steps (hf-notes §3.2), doubling the flat baseline's gradient at GA 2.
@@ -182,7 +183,7 @@ class HierarchicalTrainer(Trainer):
         """Label-embedding pre-training (HBGL, when ``label_pretraining_steps`` > 0 and not resuming), then the
         usual fine-tuning. With ``model_init`` the stage runs on the model that ``train()`` builds."""
         two_stage = self.label_pretraining_steps > 0 and not resume_from_checkpoint
-        self.label_pretraining_runtime = None
+        self.label_pretraining_losses, self.label_pretraining_runtime = [], None
         if two_stage and self.model_init is not None:
             self._label_pretraining_on_init = True
             try:
@@ -195,6 +196,7 @@ class HierarchicalTrainer(Trainer):
             output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
         if self.label_pretraining_runtime is not None:  # the Trainer's train_runtime counts fine-tuning only
             output.metrics["label_pretraining_runtime"] = self.label_pretraining_runtime
+            self.log({"label_pretraining_runtime": self.label_pretraining_runtime})  # log_history and reporters
         return output
 
     def prediction_step(self, model: nn.Module, inputs: dict[str, Any], prediction_loss_only: bool,

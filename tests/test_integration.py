@@ -153,14 +153,16 @@ def test_hbgl_two_stages_in_one_train_call(tiny_encoder_dir: Path, toy_data, tok
     trainer.label_pretraining_batch_size = 2
     output = trainer.train()
     assert len(trainer.label_pretraining_losses) == 3
-    # the stage's time is reported beside the Trainer's train_runtime (which counts fine-tuning only)
-    assert 0 < output.metrics["label_pretraining_runtime"] == trainer.label_pretraining_runtime
-    trainer.label_pretraining_steps = 0
-    assert "label_pretraining_runtime" not in trainer.train().metrics  # no stage ran: no stale time either
     after = model.bert.embeddings.word_embeddings.weight.detach()
     assert not torch.equal(after[rows], before[rows])
     assert all(p.requires_grad for p in model.parameters())  # unfrozen for stage 2, which then trained the encoder
     assert not torch.equal(model.bert.encoder.layer[0].attention.self.query.weight, encoder_before)
+    # the stage's time is reported beside the Trainer's train_runtime (which counts fine-tuning only), and logged
+    assert 0 < output.metrics["label_pretraining_runtime"] == trainer.label_pretraining_runtime
+    assert trainer.state.log_history[-1]["label_pretraining_runtime"] == trainer.label_pretraining_runtime
+    trainer.label_pretraining_steps = 0
+    assert "label_pretraining_runtime" not in trainer.train().metrics  # no stage ran: no stale time either
+    assert trainer.label_pretraining_losses == []
 
 
 # ------------------------------------------------------------------ run script: 1 rank and 2 ranks (DDP on CPU)
