@@ -181,7 +181,9 @@ class HierarchicalTrainer(Trainer):
 
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any):
         """Label-embedding pre-training (HBGL, when ``label_pretraining_steps`` > 0 and not resuming), then the
-        usual fine-tuning. With ``model_init`` the stage runs on the model that ``train()`` builds."""
+        usual fine-tuning. With ``model_init`` the stage runs on the model that ``train()`` builds. The stage's
+        seconds are reported as ``label_pretraining_runtime`` in the returned metrics (``train_runtime`` counts the
+        fine-tuning only)."""
         two_stage = self.label_pretraining_steps > 0 and not resume_from_checkpoint
         self.label_pretraining_losses, self.label_pretraining_runtime = [], None
         if two_stage and self.model_init is not None:
